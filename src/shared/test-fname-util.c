@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests for fname-util: file-name validation, derivation from URLs, URL scheme checks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "fname-util.h"
+#include "macro.h"
+
+static void test_filename_valid(void **state) {
+        char long_name[300];
+
+        assert_true(filename_is_valid("br.gif"));
+        assert_true(filename_is_valid("Côte_d'Ivoire.gif"));
+        assert_true(filename_is_valid(".hidden"));
+        assert_false(filename_is_valid(""));
+        assert_false(filename_is_valid("."));
+        assert_false(filename_is_valid(".."));
+        assert_false(filename_is_valid("a/b"));
+        assert_false(filename_is_valid("../x"));
+        assert_false(filename_is_valid("a\nb"));
+        assert_false(filename_is_valid("a\x7f"));
+        memset(long_name, 'a', sizeof(long_name));
+        long_name[255] = 0;
+        assert_true(filename_is_valid(long_name));
+        long_name[255] = 'a';
+        long_name[256] = 0;
+        assert_string_equal(filename_invalid_reason(long_name), "file name is longer than 255 bytes");
+}
+
+static void check_derived(const char *url, const char *expected) {
+        _cleanup_free_ char *name = NULL;
+        const char *reason = NULL;
+        int r = filename_from_url(url, &name, &reason);
+
+        if (expected) {
+                assert_int_equal(r, 0);
+                assert_string_equal(name, expected);
+        } else {
+                assert_int_equal(r, -EINVAL);
+                assert_non_null(reason);
+                assert_null(name);
+        }
+}
+
+static void test_filename_from_url(void **state) {
+        check_derived("http://127.0.0.1:8000/flags/br/br.gif", "br.gif");
+        check_derived("http://h/flags/br/", "br");
+        check_derived("http://h/a/b%20c.gif?x=1/2#frag", "b c.gif");
+        check_derived("http://h/a/%41%62", "Ab");
+        check_derived("http://h/a/100%", "100%");
+        check_derived("http://h/a/%zz", "%zz");
+        check_derived("http://h/", NULL);
+        check_derived("http://h", NULL);
+        check_derived("http://h/a/%2e%2e", NULL);      /* ".." after decoding */
+        check_derived("http://h/a/x%2fy", NULL);       /* "/" after decoding */
+        check_derived("http://h/a/x%00y", NULL);       /* NUL after decoding */
+        check_derived("http://h/a/x%0ay", NULL);       /* control character */
+}
+
+static void check_url(const char *url, const char *reason_part) {
+        _cleanup_free_ char *reason = NULL;
+        int r = url_check_http(url, &reason);
+
+        if (!reason_part) {
+                assert_int_equal(r, 0);
+                assert_null(reason);
+        } else {
+                assert_int_equal(r, -EINVAL);
+                assert_non_null(reason);
+                assert_non_null(strstr(reason, reason_part));
+        }
+}
+
+static void test_url_check(void **state) {
+        check_url("http://127.0.0.1:1/x", NULL);
+        check_url("HTTPS://example.org/x", NULL);
+        check_url("file:///etc/passwd", "unsupported URL scheme \"file\"");
+        check_url("ftp://h/x", "unsupported URL scheme \"ftp\"");
+        check_url("gopher://h/x", "unsupported URL scheme");
+        check_url("not a url", "invalid URL");
+        check_url("", "invalid URL");
+        check_url("http://", "invalid URL");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_filename_valid),
+                cmocka_unit_test(test_filename_from_url),
+                cmocka_unit_test(test_url_check),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
