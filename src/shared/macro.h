@@ -3,7 +3,9 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -69,3 +71,15 @@ static inline int negative_errno(void) {
 #define USEC_PER_SEC ((uint64_t) 1000000ULL)
 #define USEC_PER_MSEC ((uint64_t) 1000ULL)
 #define NSEC_PER_USEC ((uint64_t) 1000ULL)
+
+#define IN_SET(x, first, ...)                                                   \
+        ({                                                                      \
+                const __typeof__(first) _set_[] = { first, __VA_ARGS__ };       \
+                bool _found_ = false;                                           \
+                for (size_t _i_ = 0; _i_ < ELEMENTSOF(_set_); _i_++)            \
+                        if ((x) == _set_[_i_]) {                                \
+                                _found_ = true;                                 \
+                                break;                                          \
+                        }                                                       \
+                _found_;                                                        \
+        })

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+/* curl-glue: drives one libcurl multi handle from an sd-event loop (io + timer sources, no threads).
+ *
+ * curl tells us which sockets to watch (socket callback) and when to wake it (timer callback); we
+ * map those onto sd-event io and time sources and call curl_multi_socket_action() when they fire.
+ * Finished transfers are collected from curl_multi_info_read() in a one-shot defer source, so
+ * completion callbacks never run inside curl and may freely start or stop other transfers. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "curl-glue.h"
+#include "log.h"
+#include "macro.h"
+
+#define EASY_POOL_MAX 1024
+
+struct CurlGlue {
+        sd_event *event;
+        CURLM *multi;
+        sd_event_source *timer;
+        sd_event_source *defer;
+        curl_glue_done_t on_done;
+        void *userdata;
+        unsigned running;
+
+        CURL **easy_pool;
+        size_t n_easy_pool;
+};
+
+static bool loop_finished(CurlGlue *g) {
+        /* curl_multi_cleanup() calls back into us while the loop may already be gone. */
+        return sd_event_get_state(g->event) == SD_EVENT_FINISHED;
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        CurlGlue *g = userdata;
+        int action = 0, running;
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                action |= CURL_CSELECT_IN;
+        if (revents & EPOLLOUT)
+                action |= CURL_CSELECT_OUT;
+        if (revents & EPOLLERR)
+                action |= CURL_CSELECT_ERR;
+
+        if (curl_multi_socket_action(g->multi, fd, action, &running) != CURLM_OK)
+                log_debug("curl_multi_socket_action() failed on fd %i.", fd);
+        g->running = running;
+        return sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+        CurlGlue *g = userp;
+        sd_event_source *io = socketp;
+        uint32_t events = 0;
+        int r;
+
+        if (loop_finished(g))
+                return 0;
+
+        if (what == CURL_POLL_REMOVE) {
+                if (io) {
+                        (void) curl_multi_assign(g->multi, fd, NULL);
+                        sd_event_source_disable_unref(io);
+                }
+                return 0;
+        }
+
+        if (what & CURL_POLL_IN)
+                events |= EPOLLIN;
+        if (what & CURL_POLL_OUT)
+                events |= EPOLLOUT;
+
+        if (io) {
+                r = sd_event_source_set_io_events(io, events);
+                if (r < 0)
+                        return -1;
+                return sd_event_source_set_enabled(io, SD_EVENT_ON) < 0 ? -1 : 0;
+        }
+
+        r = sd_event_add_io(g->event, &io, fd, events, on_io, g);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to watch curl socket %i: %m", fd);
+                return -1;
+        }
+        (void) sd_event_source_set_description(io, "curl-io");
+        if (curl_multi_assign(g->multi, fd, io) != CURLM_OK) {
+                sd_event_source_disable_unref(io);
+                return -1;
+        }
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        CurlGlue *g = userdata;
+        int running;
+
+        if (curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
+                log_debug("curl_multi_socket_action() failed on timeout.");
+        g->running = running;
+        return sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
+        CurlGlue *g = userp;
+        uint64_t usec;
+        int r;
+
+        if (loop_finished(g))
+                return 0;
+
+        if (timeout_ms < 0)
+                return sd_event_source_set_enabled(g->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+
+        /* Round up so curl never wakes up a hair before its deadline and spins. */
+        usec = (uint64_t) timeout_ms * USEC_PER_MSEC + USEC_PER_MSEC - 1;
+        r = sd_event_source_set_time_relative(g->timer, usec);
+        if (r < 0)
+                return -1;
+        return sd_event_source_set_enabled(g->timer, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
+}
+
+static int on_defer(sd_event_source *s, void *userdata) {
+        CurlGlue *g = userdata;
+        struct {
+                CURL *easy;
+                CURLcode result;
+        } done[64];
+        size_t n = 0;
+        CURLMsg *msg;
+        int left;
+
+        /* The message memory dies with curl_multi_remove_handle(): copy out first, then act. */
+        while (n < ELEMENTSOF(done) && (msg = curl_multi_info_read(g->multi, &left))) {
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                done[n].easy = msg->easy_handle;
+                done[n].result = msg->data.result;
+                n++;
+        }
+        if (n == ELEMENTSOF(done))
+                /* More may be queued: come back in the next iteration rather than loop here. */
+                (void) sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
+
+        for (size_t i = 0; i < n; i++) {
+                (void) curl_multi_remove_handle(g->multi, done[i].easy);
+                g->on_done(g, done[i].easy, done[i].result, g->userdata);
+        }
+        return 0;
+}
+
+int curl_glue_new(CurlGlue **ret, sd_event *event, curl_glue_done_t on_done, void *userdata) {
+        _cleanup_(curl_glue_freep) CurlGlue *g = NULL;
+        int r;
+
+        g = calloc(1, sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        g->event = sd_event_ref(event);
+        g->on_done = on_done;
+        g->userdata = userdata;
+
+        g->multi = curl_multi_init();
+        if (!g->multi)
+                return -ENOMEM;
+
+        r = sd_event_add_time(event, &g->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, g);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(g->timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(g->timer, "curl-timer");
+
+        r = sd_event_add_defer(event, &g->defer, on_defer, g);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(g->defer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(g->defer, "curl-defer");
+
+        if (curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+            curl_multi_setopt(g->multi, CURLMOPT_SOCKETDATA, g) != CURLM_OK ||
+            curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+            curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g) != CURLM_OK)
+                return -EIO;
+
+        *ret = TAKE_PTR(g);
+        return 0;
+}
+
+CurlGlue *curl_glue_free(CurlGlue *g) {
+        if (!g)
+                return NULL;
+
+        for (size_t i = 0; i < g->n_easy_pool; i++)
+                curl_easy_cleanup(g->easy_pool[i]);
+        free(g->easy_pool);
+
+        /* Sources first: curl_multi_cleanup() may still call the socket callback, which must find
+         * them gone (loop_finished()) or still valid. */
+        if (g->multi) {
+                (void) curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, NULL);
+                (void) curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, NULL);
+                curl_multi_cleanup(g->multi);
+        }
+        sd_event_source_disable_unref(g->timer);
+        sd_event_source_disable_unref(g->defer);
+        sd_event_unref(g->event);
+        free(g);
+        return NULL;
+}
+
+int curl_glue_add(CurlGlue *g, CURL *easy) {
+        if (curl_multi_add_handle(g->multi, easy) != CURLM_OK)
+                return -EIO;
+        g->running++;
+        return 0;
+}
+
+void curl_glue_remove(CurlGlue *g, CURL *easy) {
+        (void) curl_multi_remove_handle(g->multi, easy);
+}
+
+CURL *curl_glue_get_easy(CurlGlue *g) {
+        if (g->n_easy_pool > 0)
+                return g->easy_pool[--g->n_easy_pool];
+        return curl_easy_init();
+}
+
+void curl_glue_put_easy(CurlGlue *g, CURL *easy) {
+        if (!easy)
+                return;
+        if (g->n_easy_pool < EASY_POOL_MAX) {
+                if (!g->easy_pool) {
+                        g->easy_pool = calloc(EASY_POOL_MAX, sizeof(CURL *));
+                        if (!g->easy_pool) {
+                                curl_easy_cleanup(easy);
+                                return;
+                        }
+                }
+                g->easy_pool[g->n_easy_pool++] = easy;
+                return;
+        }
+        curl_easy_cleanup(easy);
+}
+
+unsigned curl_glue_running(CurlGlue *g) {
+        return g->running;
+}
+
+CURLM *curl_glue_multi(CurlGlue *g) {
+        return g->multi;
+}

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/* disk-pool: a few worker threads that run blocking file operations off the event loop.
+ *
+ * Operations go into a mutex-protected queue; workers run them and move them to a completion
+ * queue, then poke an eventfd. The loop side drains the completion queue from that eventfd's io
+ * source and calls each operation's done() callback, so all bookkeeping stays single-threaded. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "disk-pool.h"
+#include "log.h"
+#include "macro.h"
+
+struct DiskPool {
+        sd_event_source *wakeup;
+        int eventfd;
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        ListLink queued;        /* guarded by lock */
+        ListLink completed;     /* guarded by lock */
+        bool stopping;          /* guarded by lock */
+
+        pthread_t *threads;
+        unsigned n_threads;
+        unsigned pending;       /* loop thread only */
+        _Atomic uint64_t delay_usec;
+};
+
+static void *worker(void *userdata) {
+        DiskPool *p = userdata;
+
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                ListLink *l;
+                DiskOp *op;
+                uint64_t delay;
+
+                while (list_is_empty(&p->queued) && !p->stopping)
+                        pthread_cond_wait(&p->cond, &p->lock);
+                l = list_first(&p->queued);
+                if (!l)
+                        break; /* stopping and nothing left */
+                list_unlink(l);
+                pthread_mutex_unlock(&p->lock);
+
+                op = container_of(l, DiskOp, link);
+                delay = atomic_load(&p->delay_usec);
+                if (delay > 0)
+                        (void) nanosleep(&(struct timespec) { .tv_sec = delay / USEC_PER_SEC,
+                                                              .tv_nsec = (delay % USEC_PER_SEC) * NSEC_PER_USEC },
+                                         NULL);
+                op->result = op->run(op);
+
+                pthread_mutex_lock(&p->lock);
+                bool was_empty = list_is_empty(&p->completed);
+                list_append(&p->completed, &op->link);
+                /* One wakeup per batch: the loop drains everything that is there when it runs. */
+                if (was_empty)
+                        (void) eventfd_write(p->eventfd, 1);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+static void dispatch_completed(DiskPool *p) {
+        ListLink batch;
+
+        list_init(&batch);
+        pthread_mutex_lock(&p->lock);
+        if (!list_is_empty(&p->completed)) {
+                /* Splice the whole completion list out under the lock, run callbacks outside it. */
+                batch.next = p->completed.next;
+                batch.prev = p->completed.prev;
+                batch.next->prev = &batch;
+                batch.prev->next = &batch;
+                list_init(&p->completed);
+        }
+        pthread_mutex_unlock(&p->lock);
+
+        LIST_FOREACH(&batch, l, tmp) {
+                DiskOp *op = container_of(l, DiskOp, link);
+
+                list_unlink(l);
+                p->pending--;
+                op->done(op, op->result);
+        }
+}
+
+static int on_wakeup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        DiskPool *p = userdata;
+        eventfd_t v;
+
+        (void) eventfd_read(p->eventfd, &v);
+        dispatch_completed(p);
+        return 0;
+}
+
+int disk_pool_new(DiskPool **ret, sd_event *event, unsigned n_threads) {
+        _cleanup_(disk_pool_freep) DiskPool *p = NULL;
+        sigset_t all, old;
+        int r;
+
+        if (n_threads == 0)
+                return -EINVAL;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->eventfd = -EBADF;
+        list_init(&p->queued);
+        list_init(&p->completed);
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->cond, NULL);
+
+        p->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (p->eventfd < 0)
+                return negative_errno();
+        r = sd_event_add_io(event, &p->wakeup, p->eventfd, EPOLLIN, on_wakeup, p);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(p->wakeup, "disk-pool");
+
+        p->threads = calloc(n_threads, sizeof(pthread_t));
+        if (!p->threads)
+                return -ENOMEM;
+
+        /* Workers must never take the signals the loop handles through signalfd. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        for (unsigned i = 0; i < n_threads; i++) {
+                r = -pthread_create(&p->threads[i], NULL, worker, p);
+                if (r < 0)
+                        break;
+                p->n_threads++;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+DiskPool *disk_pool_free(DiskPool *p) {
+        if (!p)
+                return NULL;
+
+        pthread_mutex_lock(&p->lock);
+        p->stopping = true;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        for (unsigned i = 0; i < p->n_threads; i++)
+                pthread_join(p->threads[i], NULL);
+        free(p->threads);
+
+        /* Workers drained the queue before exiting; hand back whatever completed meanwhile. */
+        dispatch_completed(p);
+
+        sd_event_source_disable_unref(p->wakeup);
+        safe_close(p->eventfd);
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return NULL;
+}
+
+void disk_pool_submit(DiskPool *p, DiskOp *op) {
+        p->pending++;
+        pthread_mutex_lock(&p->lock);
+        list_append(&p->queued, &op->link);
+        pthread_cond_signal(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+}
+
+unsigned disk_pool_pending(DiskPool *p) {
+        return p->pending;
+}
+
+void disk_pool_set_delay(DiskPool *p, uint64_t usec) {
+        atomic_store(&p->delay_usec, usec);
+}

@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+/* file-writer: one download's file, buffered in memory and written through the disk pool into a
+ * temporary (or unnamed) file inside the destination directory, then linked into place.
+ *
+ * At most one operation per writer is on the pool at a time, so operations apply in order. While
+ * one runs, the worker owns fd, tmpname and the "writing" buffer; the loop only fills "filling".
+ * A small body never costs more than one pool round trip: create, write, link and close happen
+ * in the single operation that commit() submits. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <assert.h>
+
+#include "file-writer.h"
+#include "macro.h"
+
+#define FLUSH_THRESHOLD (64U * 1024U)
+#define HIGH_WATER (512U * 1024U)
+
+typedef struct Buffer {
+        char *data;
+        size_t size, allocated;
+} Buffer;
+
+typedef enum OpKind {
+        OP_WRITE,       /* create if needed, write "writing" */
+        OP_FINISH,      /* create if needed, write "writing", fsync, link into place, close */
+        OP_DISCARD,     /* close and remove whatever exists */
+} OpKind;
+
+typedef enum Goal {
+        GOAL_NONE,
+        GOAL_COMMIT,
+        GOAL_ABORT,
+} Goal;
+
+struct FileWriter {
+        DiskOp op;
+        OpKind op_kind;
+        bool busy;
+        Goal goal;
+        bool want_drain;
+        int error;                      /* sticky: first failure */
+        char error_message[256];
+
+        DiskPool *pool;
+        int dirfd;
+        char *filename;
+        FileWriterFlags flags;
+        const FileWriterCallbacks *callbacks;
+        void *userdata;
+
+        /* Owned by the worker while busy. */
+        int fd;
+        char *tmpname;                  /* NULL for an unnamed O_TMPFILE */
+        Buffer writing;
+
+        Buffer filling;
+        uint64_t size;
+};
+
+static int fail(FileWriter *w, int r, const char *what) {
+        if (r == -EEXIST && !(w->flags & FILE_WRITER_OVERWRITE))
+                snprintf(w->error_message, sizeof(w->error_message), "%s already exists", w->filename);
+        else
+                snprintf(w->error_message, sizeof(w->error_message), "cannot %s %s: %s", what, w->filename,
+                         strerror(-r));
+        return r;
+}
+
+static int open_named_temp(FileWriter *w) {
+        for (unsigned attempt = 0; attempt < 16; attempt++) {
+                uint64_t rnd;
+                int fd;
+
+                if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+                        rnd = ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) w ^ attempt;
+                free(w->tmpname);
+                if (asprintf(&w->tmpname, ".#asyncd.%016llx", (unsigned long long) rnd) < 0) {
+                        w->tmpname = NULL;
+                        return -ENOMEM;
+                }
+                fd = openat(w->dirfd, w->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+                if (fd >= 0) {
+                        w->fd = fd;
+                        return 0;
+                }
+                if (errno != EEXIST) {
+                        w->tmpname = (free(w->tmpname), NULL);
+                        return negative_errno();
+                }
+        }
+        w->tmpname = (free(w->tmpname), NULL);
+        return -EEXIST;
+}
+
+static int open_file(FileWriter *w) {
+        if (w->fd >= 0)
+                return 0;
+
+        /* An unnamed file can be linked in with no-clobber semantics for free, and vanishes by
+         * itself if we die. Replacing a file needs a name to rename, so overwrite uses one. */
+        if (!(w->flags & FILE_WRITER_OVERWRITE)) {
+                int fd = openat(w->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+                if (fd >= 0) {
+                        w->fd = fd;
+                        return 0;
+                }
+                /* Filesystems without O_TMPFILE say so in a few ways; fall back to a name. */
+                if (!IN_SET(errno, EOPNOTSUPP, EISDIR, EINVAL))
+                        return negative_errno();
+        }
+        return open_named_temp(w);
+}
+
+static int write_buffer(FileWriter *w) {
+        const char *p = w->writing.data;
+        size_t left = w->writing.size;
+
+        while (left > 0) {
+                ssize_t n = write(w->fd, p, left);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                p += n;
+                left -= (size_t) n;
+        }
+        w->writing.size = 0;
+        return 0;
+}
+
+static int link_into_place(FileWriter *w) {
+        char path[64];
+
+        if (!w->tmpname) {
+                /* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link does not. */
+                snprintf(path, sizeof(path), "/proc/self/fd/%i", w->fd);
+                if (linkat(AT_FDCWD, path, w->dirfd, w->filename, AT_SYMLINK_FOLLOW) >= 0)
+                        return 0;
+                if (errno != ENOENT)
+                        return negative_errno();
+                if (linkat(w->fd, "", w->dirfd, w->filename, AT_EMPTY_PATH) < 0)
+                        return negative_errno();
+                return 0;
+        }
+
+        if (w->flags & FILE_WRITER_OVERWRITE) {
+                struct stat st;
+
+                /* rename() would not follow a planted symlink either, but refuse to replace
+                 * anything that is not a plain file rather than surprise the user. */
+                if (fstatat(w->dirfd, w->filename, &st, AT_SYMLINK_NOFOLLOW) >= 0 && !S_ISREG(st.st_mode))
+                        return -EEXIST;
+                if (renameat(w->dirfd, w->tmpname, w->dirfd, w->filename) < 0)
+                        return negative_errno();
+        } else {
+                if (linkat(w->dirfd, w->tmpname, w->dirfd, w->filename, 0) < 0)
+                        return negative_errno();
+                (void) unlinkat(w->dirfd, w->tmpname, 0);
+        }
+        w->tmpname = (free(w->tmpname), NULL);
+        return 0;
+}
+
+static int discard(FileWriter *w) {
+        w->fd = safe_close(w->fd);
+        if (w->tmpname) {
+                (void) unlinkat(w->dirfd, w->tmpname, 0);
+                w->tmpname = (free(w->tmpname), NULL);
+        }
+        return 0;
+}
+
+/* Runs on a worker thread. */
+static int writer_run(DiskOp *op) {
+        FileWriter *w = container_of(op, FileWriter, op);
+        int r;
+
+        if (w->op_kind == OP_DISCARD)
+                return discard(w);
+
+        r = open_file(w);
+        if (r < 0)
+                return fail(w, r, "create a temporary file for");
+        r = write_buffer(w);
+        if (r < 0)
+                return fail(w, r, "write");
+        if (w->op_kind == OP_WRITE)
+                return 0;
+
+        if ((w->flags & FILE_WRITER_FSYNC) && fsync(w->fd) < 0)
+                return fail(w, negative_errno(), "fsync");
+        r = link_into_place(w);
+        if (r < 0)
+                return fail(w, r, "link into place");
+        if ((w->flags & FILE_WRITER_FSYNC) && fsync(w->dirfd) < 0)
+                return fail(w, negative_errno(), "fsync the directory of");
+        w->fd = safe_close(w->fd);
+        return 0;
+}
+
+static void swap_buffers(FileWriter *w) {
+        Buffer t = w->writing;
+
+        w->writing = w->filling;
+        w->filling = t;
+        w->filling.size = 0;
+}
+
+static void submit(FileWriter *w, OpKind kind) {
+        w->op_kind = kind;
+        w->busy = true;
+        disk_pool_submit(w->pool, &w->op);
+}
+
+static void finish(FileWriter *w, int r) {
+        w->goal = GOAL_NONE;
+        w->callbacks->on_finished(w, r, w->userdata);
+}
+
+static void kick(FileWriter *w) {
+        if (w->busy)
+                return;
+
+        if (w->error < 0 || w->goal == GOAL_ABORT) {
+                if (w->fd >= 0 || w->tmpname)
+                        submit(w, OP_DISCARD);
+                else if (w->goal != GOAL_NONE)
+                        finish(w, w->goal == GOAL_ABORT ? 0 : w->error);
+                return;
+        }
+        if (w->goal == GOAL_COMMIT) {
+                swap_buffers(w);
+                submit(w, OP_FINISH);
+                return;
+        }
+        if (w->filling.size >= FLUSH_THRESHOLD) {
+                swap_buffers(w);
+                submit(w, OP_WRITE);
+        }
+}
+
+static void writer_done(DiskOp *op, int result) {
+        FileWriter *w = container_of(op, FileWriter, op);
+        OpKind kind = w->op_kind;
+
+        w->busy = false;
+        if (result < 0 && w->error == 0)
+                w->error = result;
+
+        if (kind == OP_FINISH && result >= 0) {
+                finish(w, 1);
+                return;
+        }
+        if (kind == OP_DISCARD && w->goal != GOAL_NONE) {
+                finish(w, w->goal == GOAL_ABORT ? 0 : w->error);
+                return;
+        }
+
+        if (w->want_drain && (w->error < 0 || !file_writer_is_full(w))) {
+                w->want_drain = false;
+                w->callbacks->on_drained(w, w->userdata);
+        }
+        kick(w);
+}
+
+int file_writer_new(FileWriter **ret, DiskPool *pool, int dirfd, const char *filename,
+                    FileWriterFlags flags, const FileWriterCallbacks *callbacks, void *userdata) {
+        FileWriter *w;
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->filename = strdup(filename);
+        if (!w->filename) {
+                free(w);
+                return -ENOMEM;
+        }
+        w->op.run = writer_run;
+        w->op.done = writer_done;
+        w->pool = pool;
+        w->dirfd = dirfd;
+        w->fd = -EBADF;
+        w->flags = flags;
+        w->callbacks = callbacks;
+        w->userdata = userdata;
+        *ret = w;
+        return 0;
+}
+
+FileWriter *file_writer_free(FileWriter *w) {
+        if (!w)
+                return NULL;
+        /* Freeing with an operation in flight would be a use-after-free on the worker. */
+        assert(!w->busy);
+        safe_close(w->fd);
+        free(w->tmpname);
+        free(w->filename);
+        free(w->writing.data);
+        free(w->filling.data);
+        free(w);
+        return NULL;
+}
+
+int file_writer_write(FileWriter *w, const void *data, size_t size) {
+        Buffer *b = &w->filling;
+
+        if (w->error < 0)
+                return w->error;
+        if (b->size + size > b->allocated) {
+                size_t n = MAX(b->allocated * 2, b->size + size);
+                char *p;
+
+                n = MAX(n, (size_t) 16384);
+                p = realloc(b->data, n);
+                if (!p)
+                        return -ENOMEM;
+                b->data = p;
+                b->allocated = n;
+        }
+        memcpy(b->data + b->size, data, size);
+        b->size += size;
+        w->size += size;
+        kick(w);
+        return 0;
+}
+
+bool file_writer_is_full(FileWriter *w) {
+        if (w->filling.size < HIGH_WATER)
+                return false;
+        w->want_drain = true;
+        return true;
+}
+
+void file_writer_commit(FileWriter *w) {
+        w->goal = GOAL_COMMIT;
+        kick(w);
+}
+
+void file_writer_abort(FileWriter *w) {
+        w->goal = GOAL_ABORT;
+        kick(w);
+}
+
+uint64_t file_writer_size(FileWriter *w) {
+        return w->size;
+}
+
+const char *file_writer_error_message(FileWriter *w) {
+        return w->error_message[0] ? w->error_message : strerror(-w->error);
+}

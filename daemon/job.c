@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/* job: a list of (URL, file name) tasks fetched into one directory under the job's own semaphore,
+ * with every task's result recorded in completion order. */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+#include "log.h"
+#include "transfer.h"
+
+static const char *const task_status_table[_TASK_STATUS_MAX] = {
+        [TASK_OK] = "ok",
+        [TASK_NOT_FOUND] = "not_found",
+        [TASK_ERROR] = "error",
+        [TASK_CANCELLED] = "cancelled",
+};
+
+static const char *const job_state_table[_JOB_STATE_MAX] = {
+        [JOB_RUNNING] = "running",
+        [JOB_DONE] = "done",
+        [JOB_CANCELLED] = "cancelled",
+};
+
+const char *task_status_to_string(TaskStatus s) {
+        return s >= 0 && s < _TASK_STATUS_MAX ? task_status_table[s] : NULL;
+}
+
+const char *job_state_to_string(JobState s) {
+        return s >= 0 && s < _JOB_STATE_MAX ? job_state_table[s] : NULL;
+}
+
+bool job_is_finished(const Job *j) {
+        return j->state != JOB_RUNNING;
+}
+
+bool job_is_runnable(const Job *j) {
+        return !j->cancel_requested && j->next_task < j->n_tasks && j->active < j->options.concurrency;
+}
+
+static void make_runnable(Job *j) {
+        if (job_is_runnable(j) && !list_is_linked(&j->runnable_link)) {
+                list_append(&j->engine->runnable, &j->runnable_link);
+                engine_wake_scheduler(j->engine);
+        }
+}
+
+int job_new(Job **ret, Engine *e, TaskSpec *tasks, size_t n_tasks, int dirfd, const JobOptions *options,
+            const JobCallbacks *callbacks, void *userdata) {
+        Job *j;
+
+        if (n_tasks == 0 || n_tasks > UINT32_MAX || dirfd < 0 ||
+            options->concurrency < 1 || options->concurrency > JOB_CONCURRENCY_MAX)
+                return -EINVAL;
+
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->results = calloc(n_tasks, sizeof(TaskResult));
+        if (!j->results) {
+                free(j);
+                return -ENOMEM;
+        }
+        j->engine = e;
+        list_init(&j->transfers);
+        j->tasks = tasks;
+        j->n_tasks = (uint32_t) n_tasks;
+        j->dirfd = dirfd;
+        j->options = *options;
+        j->callbacks = callbacks;
+        j->userdata = userdata;
+        e->n_jobs++;
+
+        make_runnable(j);
+        *ret = j;
+        return 0;
+}
+
+Job *job_free(Job *j) {
+        if (!j)
+                return NULL;
+
+        /* Transfers point at the job; the owner must wait for on_finished. */
+        assert(list_is_empty(&j->transfers));
+        list_unlink(&j->runnable_link);
+        for (uint32_t i = 0; i < j->n_results; i++)
+                free(j->results[i].error);
+        free(j->results);
+        task_specs_free(j->tasks, j->n_tasks);
+        safe_close(j->dirfd);
+        j->engine->n_jobs--;
+        free(j);
+        return NULL;
+}
+
+void job_start_next(Job *j) {
+        uint32_t index = j->next_task++;
+        int r;
+
+        j->active++;
+        j->engine->active++;
+        r = transfer_start(j, index);
+        if (r < 0) {
+                job_release_slot(j);
+                log_full_errno(LOG_WARNING, r, "Failed to start task %u: %m", index);
+                job_record_result(j, index, TASK_ERROR, 0, 0, strerror(-r));
+        }
+}
+
+void job_release_slot(Job *j) {
+        j->active--;
+        j->engine->active--;
+        make_runnable(j);
+        /* A slot of the global cap may be what another job was waiting for. */
+        if (!list_is_empty(&j->engine->runnable))
+                engine_wake_scheduler(j->engine);
+}
+
+void job_record_result(Job *j, uint32_t index, TaskStatus status, long http_code, uint64_t bytes, const char *error) {
+        uint32_t seq = j->n_results;
+        TaskResult *r = &j->results[seq];
+
+        *r = (TaskResult) {
+                .index = index,
+                .status = status,
+                .http_code = http_code > 0 && http_code < 1000 ? (uint16_t) http_code : 0,
+                .bytes = bytes,
+                .error = error && *error ? strdup(error) : NULL,
+        };
+        j->n_results++;
+        j->counts[status]++;
+        j->bytes_downloaded += bytes;
+
+        j->callbacks->on_result(j, seq, j->userdata);
+
+        if (j->n_results == j->n_tasks) {
+                j->state = j->cancel_requested ? JOB_CANCELLED : JOB_DONE;
+                j->callbacks->on_finished(j, j->userdata);
+        }
+}
+
+void job_cancel(Job *j) {
+        if (job_is_finished(j) || j->cancel_requested)
+                return;
+        j->cancel_requested = true;
+        list_unlink(&j->runnable_link);
+
+        /* Waiting tasks never started: report them first, in submission order. */
+        while (j->next_task < j->n_tasks)
+                job_record_result(j, j->next_task++, TASK_CANCELLED, 0, 0, NULL);
+
+        LIST_FOREACH(&j->transfers, l, tmp)
+                transfer_cancel(transfer_from_link(l));
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* job: a list of (URL, file name) tasks fetched into one directory under the job's own semaphore,
+ * with every task's result recorded in completion order. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "list.h"
+#include "macro.h"
+
+typedef enum TaskStatus {
+        TASK_OK,
+        TASK_NOT_FOUND,
+        TASK_ERROR,
+        TASK_CANCELLED,
+        _TASK_STATUS_MAX,
+} TaskStatus;
+
+typedef enum JobState {
+        JOB_RUNNING,
+        JOB_DONE,
+        JOB_CANCELLED,
+        _JOB_STATE_MAX,
+} JobState;
+
+const char *task_status_to_string(TaskStatus s);
+const char *job_state_to_string(JobState s);
+
+typedef struct TaskSpec {
+        char *url;
+        char *filename;         /* "" until derived by task_specs_prepare() */
+} TaskSpec;
+
+typedef struct JobOptions {
+        unsigned concurrency;                   /* 1..1000 */
+        uint64_t timeout_usec;                  /* whole transfer, 0 = none */
+        uint64_t connect_timeout_usec;
+        uint64_t max_bytes;                     /* 0 = no limit */
+        bool overwrite;
+        bool fsync;
+} JobOptions;
+
+#define JOB_CONCURRENCY_MAX 1000U
+#define JOB_OPTIONS_DEFAULT \
+        ((JobOptions) { .concurrency = 5, .connect_timeout_usec = 30 * USEC_PER_SEC })
+
+typedef struct TaskResult {
+        uint64_t bytes;
+        char *error;            /* NULL for none */
+        uint32_t index;
+        uint16_t http_code;
+        uint8_t status;         /* TaskStatus */
+} TaskResult;
+
+typedef struct JobCallbacks {
+        /* A task finished; results[seq] holds it. */
+        void (*on_result)(Job *j, uint32_t seq, void *userdata);
+        /* Every task has its result. Called once, after the last on_result. */
+        void (*on_finished)(Job *j, void *userdata);
+} JobCallbacks;
+
+struct Job {
+        Engine *engine;
+        ListLink runnable_link;         /* on engine->runnable */
+        ListLink transfers;             /* Transfer.link: started and not yet reported */
+
+        TaskSpec *tasks;
+        uint32_t n_tasks;
+        uint32_t next_task;             /* tasks start in submission order */
+        int dirfd;
+        JobOptions options;
+
+        TaskResult *results;            /* in completion order; n_results filled */
+        uint32_t n_results;
+        uint32_t counts[_TASK_STATUS_MAX];
+        uint64_t bytes_downloaded;
+        unsigned active;                /* this job's transfers on the wire */
+
+        JobState state;
+        bool cancel_requested;
+
+        const JobCallbacks *callbacks;
+        void *userdata;
+};
+
+/* Validates the tasks and derives empty file names from the URLs. On failure returns -EINVAL
+ * with the offending task's index and a reason (allocated). */
+int task_specs_prepare(TaskSpec *tasks, size_t n, size_t *ret_index, char **ret_reason);
+void task_specs_free(TaskSpec *tasks, size_t n);
+
+/* Takes ownership of tasks (prepared) and dirfd on success; starts downloading right away.
+ * Callbacks must not free the job; free it after on_finished, outside the callback. */
+int job_new(Job **ret, Engine *e, TaskSpec *tasks, size_t n_tasks, int dirfd, const JobOptions *options,
+            const JobCallbacks *callbacks, void *userdata);
+Job *job_free(Job *j);
+
+void job_cancel(Job *j);
+bool job_is_finished(const Job *j);
+/* Whether the scheduler may start another task of this job now. */
+bool job_is_runnable(const Job *j);
+/* Scheduler entry: start the next waiting task. */
+void job_start_next(Job *j);
+
+/* Internal to the engine: a task is off the wire, or has its final result. */
+void job_release_slot(Job *j);
+void job_record_result(Job *j, uint32_t index, TaskStatus status, long http_code, uint64_t bytes, const char *error);
+
+static inline void job_freep(Job **j) {
+        job_free(*j);
+}

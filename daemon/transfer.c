@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/* transfer: one task while it runs — its curl easy handle on the wire, then its file on the disk
+ * pool — until its single result is recorded with the job.
+ *
+ * Life cycle: start → (body arrives → FileWriter buffers it, pausing curl when the pool falls
+ * behind) → curl done → slot released → commit or discard the file on the pool → result. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "file-writer.h"
+#include "log.h"
+#include "transfer.h"
+
+struct Transfer {
+        ListLink link;                  /* on job->transfers */
+        Job *job;
+        uint32_t index;
+        CURL *easy;                     /* NULL once off the wire */
+        FileWriter *writer;
+
+        TaskStatus status;              /* decided when the wire part ends */
+        long http_code;
+        char *failure;                  /* our own reason to fail (size limit, disk) */
+        bool paused;
+        bool cancelled;
+
+        char reason[64];                /* reason phrase of the last status line */
+        char errbuf[CURL_ERROR_SIZE];
+};
+
+Transfer *transfer_from_link(ListLink *l) {
+        return container_of(l, Transfer, link);
+}
+
+static void transfer_free(Transfer *t) {
+        if (!t)
+                return;
+        list_unlink(&t->link);
+        file_writer_free(t->writer);
+        free(t->failure);
+        free(t);
+}
+
+static const char *reason_phrase_default(long code) {
+        switch (code) {
+        case 400: return "Bad Request";
+        case 401: return "Unauthorized";
+        case 403: return "Forbidden";
+        case 404: return "Not Found";
+        case 408: return "Request Timeout";
+        case 410: return "Gone";
+        case 418: return "I'm a Teapot";
+        case 429: return "Too Many Requests";
+        case 500: return "Internal Server Error";
+        case 501: return "Not Implemented";
+        case 502: return "Bad Gateway";
+        case 503: return "Service Unavailable";
+        case 504: return "Gateway Timeout";
+        default: return "";
+        }
+}
+
+static void finish(Transfer *t, TaskStatus status, const char *error) {
+        Job *j = t->job;
+        uint32_t index = t->index;
+        long code = t->http_code;
+        uint64_t bytes = status == TASK_OK && t->writer ? file_writer_size(t->writer) : 0;
+        _cleanup_free_ char *message = error ? strdup(error) : NULL;
+
+        transfer_free(t);
+        job_record_result(j, index, status, code, bytes, message);
+}
+
+static void set_failure(Transfer *t, const char *fmt, ...) _printf_(2, 3);
+static void set_failure(Transfer *t, const char *fmt, ...) {
+        va_list ap;
+
+        if (t->failure)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(&t->failure, fmt, ap) < 0)
+                t->failure = NULL;
+        va_end(ap);
+}
+
+static void on_writer_drained(FileWriter *w, void *userdata) {
+        Transfer *t = userdata;
+
+        if (t->paused && t->easy) {
+                t->paused = false;
+                /* May call on_write right here with the data curl held back. */
+                (void) curl_easy_pause(t->easy, CURLPAUSE_CONT);
+        }
+}
+
+static void on_writer_finished(FileWriter *w, int r, void *userdata) {
+        Transfer *t = userdata;
+
+        if (r > 0)
+                finish(t, TASK_OK, NULL);
+        else if (t->cancelled)
+                finish(t, TASK_CANCELLED, NULL);
+        else if (r < 0)
+                finish(t, TASK_ERROR, file_writer_error_message(w));
+        else
+                finish(t, t->status, t->failure);
+}
+
+static const FileWriterCallbacks writer_callbacks = {
+        .on_drained = on_writer_drained,
+        .on_finished = on_writer_finished,
+};
+
+static int ensure_writer(Transfer *t) {
+        Job *j = t->job;
+
+        if (t->writer)
+                return 0;
+        return file_writer_new(&t->writer, j->engine->pool, j->dirfd, j->tasks[t->index].filename,
+                               (j->options.overwrite ? FILE_WRITER_OVERWRITE : 0) |
+                               (j->options.fsync ? FILE_WRITER_FSYNC : 0),
+                               &writer_callbacks, t);
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
+        Transfer *t = userdata;
+        uint64_t max = t->job->options.max_bytes;
+        size_t n = size * nmemb;
+        long code = 0;
+        int r;
+
+        /* Bodies of error pages (and of redirects, if curl hands them over) are not the file. */
+        (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code < 200 || code > 299)
+                return n;
+
+        if (max > 0 && (t->writer ? file_writer_size(t->writer) : 0) + n > max) {
+                set_failure(t, "body larger than the limit of %" PRIu64 " bytes", max);
+                return 0;
+        }
+        r = ensure_writer(t);
+        if (r < 0) {
+                set_failure(t, "%s", strerror(-r));
+                return 0;
+        }
+        if (file_writer_is_full(t->writer)) {
+                t->paused = true;
+                return CURL_WRITEFUNC_PAUSE;
+        }
+        r = file_writer_write(t->writer, data, n);
+        if (r < 0) {
+                set_failure(t, "%s", r == -ENOMEM ? strerror(-r) : file_writer_error_message(t->writer));
+                return 0;
+        }
+        return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
+        Transfer *t = userdata;
+        size_t n = size * nmemb;
+        const char *p, *end = data + n;
+
+        /* "HTTP/1.1 503 Service Unavailable\r\n": keep the phrase of the latest status line. */
+        if (n < 12 || memcmp(data, "HTTP/", 5) != 0)
+                return n;
+        p = memchr(data, ' ', n);
+        if (!p || end - p < 5)
+                return n;
+        p += 4;
+        while (p < end && *p == ' ')
+                p++;
+        while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+                end--;
+        snprintf(t->reason, sizeof(t->reason), "%.*s", (int) (end - p), p);
+        return n;
+}
+
+static int setup_easy(Transfer *t) {
+        const JobOptions *o = &t->job->options;
+        CURL *e = t->easy;
+
+        if (curl_easy_setopt(e, CURLOPT_URL, t->job->tasks[t->index].url) != CURLE_OK)
+                return -ENOMEM;
+        (void) curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+        (void) curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+        (void) curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+        (void) curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        (void) curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+        (void) curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+        (void) curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        (void) curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+        (void) curl_easy_setopt(e, CURLOPT_MAXREDIRS, 20L);
+        (void) curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        (void) curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        (void) curl_easy_setopt(e, CURLOPT_USERAGENT, "asyncd/" PACKAGE_VERSION);
+        (void) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+        (void) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (o->timeout_usec / USEC_PER_MSEC));
+        (void) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (o->connect_timeout_usec / USEC_PER_MSEC));
+        (void) curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) o->max_bytes);
+        return 0;
+}
+
+int transfer_start(Job *j, uint32_t index) {
+        Transfer *t;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->job = j;
+        t->index = index;
+
+        t->easy = curl_glue_get_easy(j->engine->glue);
+        if (!t->easy) {
+                free(t);
+                return -ENOMEM;
+        }
+        r = setup_easy(t);
+        if (r >= 0)
+                r = curl_glue_add(j->engine->glue, t->easy);
+        if (r < 0) {
+                curl_glue_put_easy(j->engine->glue, t->easy);
+                free(t);
+                return r;
+        }
+        list_append(&j->transfers, &t->link);
+        return 0;
+}
+
+/* The wire part is over, for whatever reason: give the easy handle and the slot back. */
+static void leave_wire(Transfer *t) {
+        CurlGlue *g = t->job->engine->glue;
+
+        (void) curl_easy_setopt(t->easy, CURLOPT_PRIVATE, NULL);
+        curl_glue_put_easy(g, t->easy);
+        t->easy = NULL;
+        job_release_slot(t->job);
+}
+
+static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error_size) {
+        if (t->failure)
+                return TASK_ERROR;
+        if (code == CURLE_FILESIZE_EXCEEDED) {
+                snprintf(error, error_size, "body larger than the limit of %" PRIu64 " bytes",
+                         t->job->options.max_bytes);
+                return TASK_ERROR;
+        }
+        if (code != CURLE_OK) {
+                snprintf(error, error_size, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
+                return TASK_ERROR;
+        }
+        if (t->http_code >= 200 && t->http_code <= 299)
+                return TASK_OK;
+        if (t->http_code == 404)
+                return TASK_NOT_FOUND;
+        snprintf(error, error_size, "HTTP %ld %s", t->http_code,
+                 t->reason[0] ? t->reason : reason_phrase_default(t->http_code));
+        return TASK_ERROR;
+}
+
+void transfer_on_curl_done(CURL *easy, CURLcode code) {
+        char error[CURL_ERROR_SIZE + 64] = "";
+        Transfer *t = NULL;
+        int r;
+
+        (void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t);
+        if (!t)
+                return;
+        (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &t->http_code);
+        t->status = classify(t, code, error, sizeof(error));
+        if (!t->failure && error[0])
+                set_failure(t, "%s", error);
+        leave_wire(t);
+
+        if (t->status == TASK_OK) {
+                /* An empty 2xx body never called on_write: it still makes an (empty) file. */
+                r = ensure_writer(t);
+                if (r < 0) {
+                        finish(t, TASK_ERROR, strerror(-r));
+                        return;
+                }
+                file_writer_commit(t->writer);
+        } else if (t->writer)
+                file_writer_abort(t->writer);
+        else
+                finish(t, t->status, t->failure);
+}
+
+void transfer_cancel(Transfer *t) {
+        if (!t->easy)
+                return; /* already committing or discarding its file: that outcome stands */
+        t->cancelled = true;
+
+        curl_glue_remove(t->job->engine->glue, t->easy);
+        leave_wire(t);
+        if (t->writer)
+                file_writer_abort(t->writer);
+        else
+                finish(t, TASK_CANCELLED, NULL);
+}
