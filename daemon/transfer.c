@@ -251,7 +251,15 @@ static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error
                 return TASK_ERROR;
         }
         if (code != CURLE_OK) {
-                snprintf(error, error_size, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
+                long os_errno = 0;
+
+                /* curl says "Couldn't connect to server"; the socket error says why. */
+                (void) curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
+                if (os_errno > 0 && (code == CURLE_COULDNT_CONNECT || code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR))
+                        snprintf(error, error_size, "%s (%s)", t->errbuf[0] ? t->errbuf : curl_easy_strerror(code),
+                                 strerror((int) os_errno));
+                else
+                        snprintf(error, error_size, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
                 return TASK_ERROR;
         }
         if (t->http_code >= 200 && t->http_code <= 299)

@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: MIT */
+/* bus-job: one job as a D-Bus object — properties, Cancel/GetResults, and the Completed, Finished
+ * and PropertiesChanged signals, batched and coalesced.
+ *
+ * Results are kept in the engine's Job in completion order; n_signalled marks how far Completed
+ * signals have gone. A short timer batches results that finish close together into one signal;
+ * on_finished flushes the rest, so Finished always comes after the last Completed. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus-job.h"
+#include "log.h"
+
+#define COMPLETED_BATCH_USEC (5 * USEC_PER_MSEC)
+#define COMPLETED_BATCH_MAX 4096U
+#define PROPERTIES_INTERVAL_USEC (100 * USEC_PER_MSEC)
+#define GET_RESULTS_MAX 65536U
+
+static uint64_t now_realtime(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static int append_results(BusJob *bj, sd_bus_message *m, uint32_t from, uint32_t to) {
+        Job *j = bj->job;
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "(uusutss)");
+        if (r < 0)
+                return r;
+        for (uint32_t seq = from; seq < to; seq++) {
+                const TaskResult *res = &j->results[seq];
+
+                r = sd_bus_message_append(m, "(uusutss)", seq, res->index, task_status_to_string(res->status),
+                                          (uint32_t) res->http_code, res->bytes,
+                                          res->status == TASK_OK ? j->tasks[res->index].filename : "",
+                                          res->error ?: "");
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
+}
+
+static void flush_completed(BusJob *bj) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        uint32_t to = bj->job->n_results;
+        int r;
+
+        (void) sd_event_source_set_enabled(bj->flush_timer, SD_EVENT_OFF);
+        if (bj->n_signalled >= to)
+                return;
+
+        r = sd_bus_message_new_signal(bj->manager->bus, &m, bj->path, JOB_INTERFACE, "Completed");
+        if (r >= 0)
+                r = append_results(bj, m, bj->n_signalled, to);
+        if (r >= 0)
+                r = sd_bus_send(bj->manager->bus, m, NULL);
+        if (r < 0)
+                log_warning_errno(r, "job %" PRIu64 ": failed to emit Completed: %m", bj->id);
+        /* Clients that missed a signal catch up with GetResults; never resend. */
+        bj->n_signalled = to;
+}
+
+static void emit_properties_changed(BusJob *bj) {
+        int r;
+
+        (void) sd_event_source_set_enabled(bj->props_timer, SD_EVENT_OFF);
+        r = sd_bus_emit_properties_changed(bj->manager->bus, bj->path, JOB_INTERFACE, "State", "Ok", "NotFound",
+                                           "Error", "Cancelled", "BytesDownloaded", "FinishedUSec", NULL);
+        if (r < 0)
+                log_debug_errno(r, "job %" PRIu64 ": failed to emit PropertiesChanged: %m", bj->id);
+}
+
+static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        flush_completed(userdata);
+        return 0;
+}
+
+static int on_props_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        emit_properties_changed(userdata);
+        return 0;
+}
+
+static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        BusJob *bj = userdata;
+        Manager *m = bj->manager;
+
+        log_debug("job %" PRIu64 ": removed after keeping it %" PRIu64 " s", bj->id,
+                  m->config.keep_finished_usec / USEC_PER_SEC);
+        bus_job_free(bj);
+        manager_jobs_changed(m);
+        return 0;
+}
+
+static void arm(sd_event_source *s, uint64_t usec) {
+        int enabled = SD_EVENT_OFF;
+
+        if (sd_event_source_get_enabled(s, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        (void) sd_event_source_set_time_relative(s, usec);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static void on_job_result(Job *j, uint32_t seq, void *userdata) {
+        BusJob *bj = userdata;
+        const TaskResult *res = &j->results[seq];
+
+        if (res->status == TASK_ERROR)
+                log_debug("job %" PRIu64 ": task %" PRIu32 " (%s) failed: %s", bj->id, res->index,
+                          j->tasks[res->index].url, res->error ?: "");
+
+        if (j->n_results - bj->n_signalled >= COMPLETED_BATCH_MAX)
+                flush_completed(bj);
+        else
+                arm(bj->flush_timer, COMPLETED_BATCH_USEC);
+        arm(bj->props_timer, PROPERTIES_INTERVAL_USEC);
+}
+
+static void on_job_finished(Job *j, void *userdata) {
+        BusJob *bj = userdata;
+        Manager *m = bj->manager;
+        int r;
+
+        bj->finished_usec = now_realtime();
+        flush_completed(bj);
+        emit_properties_changed(bj);
+
+        r = sd_bus_emit_signal(m->bus, bj->path, JOB_INTERFACE, "Finished", "suuuu", job_state_to_string(j->state),
+                               j->counts[TASK_OK], j->counts[TASK_NOT_FOUND], j->counts[TASK_ERROR],
+                               j->counts[TASK_CANCELLED]);
+        if (r < 0)
+                log_warning_errno(r, "job %" PRIu64 ": failed to emit Finished: %m", bj->id);
+        r = sd_bus_emit_signal(m->bus, MANAGER_PATH, MANAGER_INTERFACE, "JobFinished", "tos", bj->id, bj->path,
+                               job_state_to_string(j->state));
+        if (r < 0)
+                log_warning_errno(r, "job %" PRIu64 ": failed to emit JobFinished: %m", bj->id);
+
+        log_info("job %" PRIu64 ": %s: %u ok, %u not found, %u errors, %u cancelled, %" PRIu64 " bytes in %.2f s",
+                 bj->id, job_state_to_string(j->state), j->counts[TASK_OK], j->counts[TASK_NOT_FOUND],
+                 j->counts[TASK_ERROR], j->counts[TASK_CANCELLED], j->bytes_downloaded,
+                 (double) (bj->finished_usec - bj->created_usec) / USEC_PER_SEC);
+
+        m->n_running--;
+        arm(bj->expire_timer, m->config.keep_finished_usec);
+        manager_jobs_changed(m);
+}
+
+static const JobCallbacks job_callbacks = {
+        .on_result = on_job_result,
+        .on_finished = on_job_finished,
+};
+
+static int add_timer(BusJob *bj, sd_event_source **s, sd_event_time_handler_t handler, const char *description) {
+        int r;
+
+        r = sd_event_add_time(bj->manager->event, s, CLOCK_MONOTONIC, UINT64_MAX, 0, handler, bj);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(*s, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(*s, description);
+        return 0;
+}
+
+int bus_job_new(BusJob **ret, Manager *m, TaskSpec *tasks, size_t n_tasks, int dirfd, const JobOptions *options,
+                const char *name, uid_t owner) {
+        BusJob *bj;
+        int r;
+
+        bj = calloc(1, sizeof(*bj));
+        if (!bj)
+                return -ENOMEM;
+        bj->manager = m;
+        bj->id = m->last_id + 1;
+        bj->owner = owner;
+        bj->created_usec = now_realtime();
+        bj->name = strdup(name ?: "");
+        if (!bj->name || asprintf(&bj->path, JOB_PATH_PREFIX "/%" PRIu64, bj->id) < 0) {
+                bj->path = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = add_timer(bj, &bj->flush_timer, on_flush_timer, "job-completed-batch");
+        if (r >= 0)
+                r = add_timer(bj, &bj->props_timer, on_props_timer, "job-properties");
+        if (r >= 0)
+                r = add_timer(bj, &bj->expire_timer, on_expire_timer, "job-expire");
+        if (r < 0)
+                goto fail;
+
+        r = job_new(&bj->job, m->engine, tasks, n_tasks, dirfd, options, &job_callbacks, bj);
+        if (r < 0)
+                goto fail;
+
+        m->last_id = bj->id;
+        m->n_running++;
+        list_append(&m->jobs, &bj->link);
+
+        (void) sd_bus_emit_object_added(m->bus, bj->path);
+        (void) sd_bus_emit_signal(m->bus, MANAGER_PATH, MANAGER_INTERFACE, "JobNew", "to", bj->id, bj->path);
+        log_info("job %" PRIu64 ": submitted by uid %u: %zu tasks, concurrency %u%s%s", bj->id, (unsigned) owner,
+                 n_tasks, options->concurrency, bj->name[0] ? ", name " : "", bj->name);
+        manager_jobs_changed(m);
+        *ret = bj;
+        return 0;
+
+fail:
+        sd_event_source_disable_unref(bj->flush_timer);
+        sd_event_source_disable_unref(bj->props_timer);
+        sd_event_source_disable_unref(bj->expire_timer);
+        free(bj->name);
+        free(bj->path);
+        free(bj);
+        return r;
+}
+
+BusJob *bus_job_free(BusJob *bj) {
+        if (!bj)
+                return NULL;
+
+        if (bj->job) {
+                (void) sd_bus_emit_object_removed(bj->manager->bus, bj->path);
+                job_free(bj->job);
+        }
+        list_unlink(&bj->link);
+        sd_event_source_disable_unref(bj->flush_timer);
+        sd_event_source_disable_unref(bj->props_timer);
+        sd_event_source_disable_unref(bj->expire_timer);
+        free(bj->name);
+        free(bj->path);
+        free(bj);
+        return NULL;
+}
+
+int bus_job_check_access(BusJob *bj, sd_bus_message *message, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+        int r;
+
+        if (!bj->manager->system_bus)
+                return 0;
+        r = sd_bus_query_sender_creds(message, SD_BUS_CREDS_EUID, &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return r;
+        if (uid != 0 && uid != bj->owner)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "job %" PRIu64 " belongs to uid %u; only its owner or root may access it",
+                                         bj->id, (unsigned) bj->owner);
+        return 0;
+}
+
+int bus_job_cancel(BusJob *bj, sd_bus_message *message, sd_bus_error *error) {
+        int r;
+
+        r = bus_job_check_access(bj, message, error);
+        if (r < 0)
+                return r;
+        if (!job_is_finished(bj->job)) {
+                log_info("job %" PRIu64 ": cancel requested by %s", bj->id, sd_bus_message_get_sender(message) ?: "?");
+                job_cancel(bj->job);
+        }
+        return sd_bus_reply_method_return(message, NULL);
+}
+
+static int method_cancel(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return bus_job_cancel(userdata, message, error);
+}
+
+static int method_get_results(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        BusJob *bj = userdata;
+        uint32_t cursor, max, to;
+        int r;
+
+        r = sd_bus_message_read(message, "uu", &cursor, &max);
+        if (r < 0)
+                return r;
+        r = bus_job_check_access(bj, message, error);
+        if (r < 0)
+                return r;
+
+        /* Bounded so a reply always fits in a message; clients continue from next_cursor. */
+        max = MIN(max, GET_RESULTS_MAX);
+        cursor = MIN(cursor, bj->job->n_results);
+        to = cursor + MIN(max, bj->job->n_results - cursor);
+
+        r = sd_bus_message_new_method_return(message, &reply);
+        if (r < 0)
+                return r;
+        r = append_results(bj, reply, cursor, to);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "u", to);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+#define DEFINE_COUNTER_GETTER(fn, expr)                                                                 \
+        static int fn(sd_bus *bus, const char *path, const char *interface, const char *property,      \
+                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {                     \
+                BusJob *bj = userdata;                                                                  \
+                return sd_bus_message_append(reply, "u", (uint32_t) (expr));                            \
+        }
+
+DEFINE_COUNTER_GETTER(property_get_total, bj->job->n_tasks)
+DEFINE_COUNTER_GETTER(property_get_ok, bj->job->counts[TASK_OK])
+DEFINE_COUNTER_GETTER(property_get_not_found, bj->job->counts[TASK_NOT_FOUND])
+DEFINE_COUNTER_GETTER(property_get_error, bj->job->counts[TASK_ERROR])
+DEFINE_COUNTER_GETTER(property_get_cancelled, bj->job->counts[TASK_CANCELLED])
+DEFINE_COUNTER_GETTER(property_get_concurrency, bj->job->options.concurrency)
+
+static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        BusJob *bj = userdata;
+        return sd_bus_message_append(reply, "s", job_state_to_string(bj->job->state));
+}
+
+static int property_get_bytes(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        BusJob *bj = userdata;
+        return sd_bus_message_append(reply, "t", bj->job->bytes_downloaded);
+}
+
+const sd_bus_vtable bus_job_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "t", NULL, offsetof(BusJob, id), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Name", "s", NULL, offsetof(BusJob, name), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Owner", "u", NULL, offsetof(BusJob, owner), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Total", "u", property_get_total, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Ok", "u", property_get_ok, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("NotFound", "u", property_get_not_found, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Error", "u", property_get_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Cancelled", "u", property_get_cancelled, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("BytesDownloaded", "t", property_get_bytes, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Concurrency", "u", property_get_concurrency, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("CreatedUSec", "t", NULL, offsetof(BusJob, created_usec), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("FinishedUSec", "t", NULL, offsetof(BusJob, finished_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD("Cancel", "", "", method_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetResults",
+                                SD_BUS_ARGS("u", cursor, "u", max),
+                                SD_BUS_RESULT("a(uusutss)", results, "u", next_cursor),
+                                method_get_results, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("Completed", SD_BUS_ARGS("a(uusutss)", results), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("Finished",
+                                SD_BUS_ARGS("s", state, "u", ok, "u", not_found, "u", error, "u", cancelled), 0),
+        SD_BUS_VTABLE_END,
+};
+
+int bus_job_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                        sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *p;
+        char *end;
+        uint64_t id;
+        BusJob *bj;
+
+        if (strncmp(path, JOB_PATH_PREFIX "/", strlen(JOB_PATH_PREFIX "/")) != 0)
+                return 0;
+        p = path + strlen(JOB_PATH_PREFIX "/");
+        if (*p < '1' || *p > '9')
+                return 0;
+        errno = 0;
+        id = strtoull(p, &end, 10);
+        if (errno != 0 || *end != 0)
+                return 0;
+        bj = manager_find_job(m, id);
+        if (!bj)
+                return 0;
+        *found = bj;
+        return 1;
+}
+
+int bus_job_node_enumerator(sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *error) {
+        Manager *m = userdata;
+        size_t n = 0, k = 0;
+        char **l;
+
+        LIST_FOREACH(&m->jobs, it, tmp)
+                n++;
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        LIST_FOREACH(&m->jobs, it, tmp) {
+                l[k] = strdup(container_of(it, BusJob, link)->path);
+                if (!l[k]) {
+                        for (size_t i = 0; i < k; i++)
+                                free(l[i]);
+                        free(l);
+                        return -ENOMEM;
+                }
+                k++;
+        }
+        *nodes = l;
+        return 1;
+}

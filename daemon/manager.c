@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/* manager: the daemon's state — bus connection, engine, the jobs it serves — and its life cycle
+ * (ready, idle exit, clean shutdown). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <systemd/sd-daemon.h>
+
+#include "bus-job.h"
+#include "log.h"
+#include "manager.h"
+
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        unsigned n_jobs = 0;
+
+        LIST_FOREACH(&m->jobs, it, tmp)
+                n_jobs++;
+        (void) sd_notifyf(false, "STATUS=%u running jobs, %u finished jobs kept, %u transfers on the wire",
+                          m->n_running, n_jobs - m->n_running, m->engine->active);
+        /* While jobs run the transfer count changes all the time: refresh once a second. */
+        if (m->n_running > 0) {
+                (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+static int on_name_released(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+
+        /* Calls that reached us before the release are already queued on our connection and get
+         * served; new callers activate a fresh instance. Exit once nothing is left to do. */
+        m->name_released = true;
+        log_info("Bus name released after being idle, exiting.");
+        manager_jobs_changed(m);
+        return 0;
+}
+
+static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        if (!list_is_empty(&m->jobs) || m->name_released)
+                return 0;
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Idle, exiting.");
+        r = sd_bus_release_name_async(m->bus, NULL, BUS_NAME, on_name_released, m);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to release the bus name, exiting anyway: %m");
+                return sd_event_exit(m->event, 0);
+        }
+        return 0;
+}
+
+static bool all_quiet(Manager *m) {
+        return m->n_running == 0 && disk_pool_pending(m->engine->pool) == 0;
+}
+
+void manager_jobs_changed(Manager *m) {
+        if (m->stopping || m->name_released) {
+                if (all_quiet(m) && (m->stopping || list_is_empty(&m->jobs))) {
+                        (void) sd_bus_flush(m->bus);
+                        (void) sd_event_exit(m->event, m->exit_code);
+                }
+                return;
+        }
+
+        (void) on_status_timer(m->status_timer, 0, m);
+
+        if (m->config.exit_idle_usec > 0 && list_is_empty(&m->jobs)) {
+                (void) sd_event_source_set_time_relative(m->idle_timer, m->config.exit_idle_usec);
+                (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_ONESHOT);
+        } else
+                (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_OFF);
+}
+
+void manager_begin_shutdown(Manager *m, const char *why) {
+        if (m->stopping)
+                return;
+        log_info("%s: cancelling %u running jobs and exiting.", why, m->n_running);
+        m->stopping = true;
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down.");
+
+        LIST_FOREACH(&m->jobs, it, tmp) {
+                BusJob *bj = container_of(it, BusJob, link);
+
+                if (!job_is_finished(bj->job))
+                        job_cancel(bj->job);
+        }
+        manager_jobs_changed(m);
+}
+
+BusJob *manager_find_job(Manager *m, uint64_t id) {
+        LIST_FOREACH(&m->jobs, it, tmp) {
+                BusJob *bj = container_of(it, BusJob, link);
+
+                if (bj->id == id)
+                        return bj;
+        }
+        return NULL;
+}
+
+unsigned manager_count_running_jobs_of(Manager *m, uid_t owner) {
+        unsigned n = 0;
+
+        LIST_FOREACH(&m->jobs, it, tmp) {
+                BusJob *bj = container_of(it, BusJob, link);
+
+                if (bj->owner == owner && !job_is_finished(bj->job))
+                        n++;
+        }
+        return n;
+}
+
+static int on_disconnected(sd_bus_message *message, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+
+        m->exit_code = 0;
+        manager_begin_shutdown(m, "Bus connection lost");
+        return 0;
+}
+
+int manager_new(Manager **ret, sd_event *event, sd_bus *bus, bool system_bus, const ManagerConfig *config) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->event = sd_event_ref(event);
+        m->bus = sd_bus_ref(bus);
+        m->system_bus = system_bus;
+        m->config = *config;
+        list_init(&m->jobs);
+
+        r = engine_new(&m->engine, event, &config->engine);
+        if (r < 0)
+                return r;
+
+        r = sd_event_add_time(event, &m->idle_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_idle_timer, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_OFF);
+        r = sd_event_add_time(event, &m->status_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_status_timer, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->status_timer, SD_EVENT_OFF);
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+
+        /* Jobs still running here means the loop ended abnormally: stop their transfers first. */
+        LIST_FOREACH(&m->jobs, it, tmp) {
+                BusJob *bj = container_of(it, BusJob, link);
+
+                if (!job_is_finished(bj->job)) {
+                        job_cancel(bj->job);
+                        while (!job_is_finished(bj->job) && sd_event_run(m->event, UINT64_MAX) > 0)
+                                ;
+                }
+                bus_job_free(bj);
+        }
+        sd_event_source_disable_unref(m->idle_timer);
+        sd_event_source_disable_unref(m->status_timer);
+        engine_free(m->engine);
+        sd_bus_unref(m->bus);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        r = manager_add_bus_objects(m);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_match_signal(m->bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch for bus disconnection: %m");
+
+        r = sd_bus_request_name(m->bus, BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to acquire bus name %s: %m", BUS_NAME);
+
+        (void) sd_notify(false, "READY=1\nSTATUS=Ready, no jobs.");
+        log_info("asyncd ready on %s bus as %s.", m->system_bus ? "the system" : "a session", BUS_NAME);
+        manager_jobs_changed(m);
+        return 0;
+}
