@@ -159,7 +159,8 @@ static const JobCallbacks job_callbacks = {
 static int add_timer(BusJob *bj, sd_event_source **s, sd_event_time_handler_t handler, const char *description) {
         int r;
 
-        r = sd_event_add_time(bj->manager->event, s, CLOCK_MONOTONIC, UINT64_MAX, 0, handler, bj);
+        /* Batching windows are a few milliseconds; sd-event's default accuracy is 250 ms. */
+        r = sd_event_add_time(bj->manager->event, s, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC, handler, bj);
         if (r < 0)
                 return r;
         (void) sd_event_source_set_enabled(*s, SD_EVENT_OFF);

@@ -169,6 +169,8 @@ int curl_glue_new(CurlGlue **ret, sd_event *event, curl_glue_done_t on_done, voi
                 return r;
         (void) sd_event_source_set_enabled(g->timer, SD_EVENT_OFF);
         (void) sd_event_source_set_description(g->timer, "curl-timer");
+        /* sd-event's default accuracy of 250 ms would stretch curl's timeouts. */
+        (void) sd_event_source_set_time_accuracy(g->timer, 1);
 
         r = sd_event_add_defer(event, &g->defer, on_defer, g);
         if (r < 0)

@@ -64,12 +64,22 @@ struct FileWriter {
         uint64_t size;
 };
 
+/* what is a format with one %s for the file name, e.g. "cannot write %s". */
 static int fail(FileWriter *w, int r, const char *what) {
+        char prefix[sizeof(w->error_message) - 64];
+
         if (r == -EEXIST && !(w->flags & FILE_WRITER_OVERWRITE))
                 snprintf(w->error_message, sizeof(w->error_message), "%s already exists", w->filename);
-        else
-                snprintf(w->error_message, sizeof(w->error_message), "cannot %s %s: %s", what, w->filename,
-                         strerror(-r));
+        else if (r == -EEXIST)
+                snprintf(w->error_message, sizeof(w->error_message),
+                         "%s exists and is not a regular file, not replacing it", w->filename);
+        else {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+                snprintf(prefix, sizeof(prefix), what, w->filename);
+#pragma GCC diagnostic pop
+                snprintf(w->error_message, sizeof(w->error_message), "%s: %.60s", prefix, strerror(-r));
+        }
         return r;
 }
 
@@ -188,20 +198,20 @@ static int writer_run(DiskOp *op) {
 
         r = open_file(w);
         if (r < 0)
-                return fail(w, r, "create a temporary file for");
+                return fail(w, r, "cannot create a temporary file for %s");
         r = write_buffer(w);
         if (r < 0)
-                return fail(w, r, "write");
+                return fail(w, r, "cannot write %s");
         if (w->op_kind == OP_WRITE)
                 return 0;
 
         if ((w->flags & FILE_WRITER_FSYNC) && fsync(w->fd) < 0)
-                return fail(w, negative_errno(), "fsync");
+                return fail(w, negative_errno(), "cannot fsync %s");
         r = link_into_place(w);
         if (r < 0)
-                return fail(w, r, "link into place");
+                return fail(w, r, "cannot link %s into place");
         if ((w->flags & FILE_WRITER_FSYNC) && fsync(w->dirfd) < 0)
-                return fail(w, negative_errno(), "fsync the directory of");
+                return fail(w, negative_errno(), "cannot fsync the directory of %s");
         w->fd = safe_close(w->fd);
         return 0;
 }

@@ -255,7 +255,8 @@ static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error
 
                 /* curl says "Couldn't connect to server"; the socket error says why. */
                 (void) curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
-                if (os_errno > 0 && (code == CURLE_COULDNT_CONNECT || code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR))
+                if (os_errno > 0 && IN_SET(code, (CURLcode) CURLE_COULDNT_CONNECT, (CURLcode) CURLE_RECV_ERROR, (CURLcode) CURLE_SEND_ERROR) &&
+                    !strstr(t->errbuf, strerror((int) os_errno)))
                         snprintf(error, error_size, "%s (%s)", t->errbuf[0] ? t->errbuf : curl_easy_strerror(code),
                                  strerror((int) os_errno));
                 else

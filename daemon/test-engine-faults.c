@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: MIT */
+/* Engine against the fault-injecting server: every kind of failure is classified as the server
+ * caused it, the semaphore and the global cap hold, the loop runs while the disk pool is slow,
+ * and nothing is ever written through a planted symlink. */
+#include <fcntl.h>
+#include <limits.h>
+#include <json-c/json.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "test-engine-util.h"
+
+typedef struct Case {
+        const char *path;
+        const char *filename;
+        TaskStatus status;
+        long http_code;
+        const char *error_part;         /* substring of the error text */
+} Case;
+
+static const TaskResult *result_of(Job *j, uint32_t index) {
+        for (uint32_t s = 0; s < j->n_results; s++)
+                if (j->results[s].index == index)
+                        return &j->results[s];
+        fail_msg("no result for task %u", index);
+        abort();
+}
+
+static void run_cases(const Case *cases, size_t n, const JobOptions *o) {
+        const char *base = test_env("ASYNCD_TEST_FAULT_PLAIN_URL");
+        TaskSpec *tasks = calloc(n, sizeof(TaskSpec));
+        TestRun t;
+        Job *j;
+        size_t ok = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                if (strncmp(cases[i].path, "http", 4) == 0)
+                        tasks[i].url = strdup(cases[i].path);
+                else
+                        assert_true(asprintf(&tasks[i].url, "%s%s", base, cases[i].path) > 0);
+                tasks[i].filename = strdup(cases[i].filename);
+        }
+        test_run_init(&t, 0);
+        j = test_job_start(&t, tasks, n, o);
+        test_run_until_finished(&t, 1);
+        test_assert_results_complete(j);
+
+        for (size_t i = 0; i < n; i++) {
+                const TaskResult *r = result_of(j, (uint32_t) i);
+
+                printf("%-45s -> %-9s %3u %s\n", cases[i].path, task_status_to_string(r->status), r->http_code,
+                       r->error ?: "");
+                assert_int_equal(r->status, cases[i].status);
+                assert_int_equal(r->http_code, cases[i].http_code);
+                if (cases[i].error_part) {
+                        assert_non_null(r->error);
+                        assert_non_null(strstr(r->error, cases[i].error_part));
+                }
+                if (r->status == TASK_OK)
+                        ok++;
+                else
+                        assert_int_equal(faccessat(t.dirfd, cases[i].filename, F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        }
+        assert_int_equal(test_count_files(&t, false), ok);
+        assert_int_equal(test_count_files(&t, true), 0);
+        job_free(j);
+        test_run_done(&t);
+}
+
+static void test_path_faults(void **state) {
+        static const Case cases[] = {
+                { "/flags/br/br.gif", "br.gif", TASK_OK, 200, NULL },
+                { "/flags/xx/xx.gif", "xx.gif", TASK_NOT_FOUND, 404, NULL },
+                { "/reset/flags/br/br.gif", "reset.gif", TASK_ERROR, 0, NULL },
+                { "/truncate/500/flags/br/br.gif", "truncated.gif", TASK_ERROR, 200, "bytes remaining" },
+                { "/redirect/3/flags/br/br.gif", "redirected.gif", TASK_OK, 200, NULL },
+                { "/redirect-file/flags/br/br.gif", "to-file.gif", TASK_ERROR, 302, "file" },
+                { "/redirect-loop/flags/br/br.gif", "loop.gif", TASK_ERROR, 302, "redirects" },
+                { "/status/503/flags/br/br.gif", "s503.gif", TASK_ERROR, 503, "HTTP 503 Service Unavailable" },
+                { "/status/418/flags/br/br.gif", "s418.gif", TASK_ERROR, 418, "HTTP 418" },
+                { "/status/500/flags/br/br.gif", "s500.gif", TASK_ERROR, 500, "HTTP 500 Internal Server Error" },
+                { "/status/204/flags/br/br.gif", "empty.gif", TASK_OK, 204, NULL },
+                { "/trickle/2/flags/br/br.gif", "trickled.gif", TASK_OK, 200, NULL },
+                { "/bytes/20000000", "big.bin", TASK_OK, 200, NULL },
+                { "/chunked/3000000", "chunked.bin", TASK_OK, 200, NULL },
+                { "http://127.0.0.1:1/refused.gif", "refused.gif", TASK_ERROR, 0, "Connection refused" },
+        };
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+
+        o.concurrency = 4;
+        run_cases(cases, ELEMENTSOF(cases), &o);
+}
+
+static void test_limits(void **state) {
+        static const Case cases[] = {
+                { "/bytes/4096", "fits.bin", TASK_OK, 200, NULL },
+                { "/bytes/5000", "too-big.bin", TASK_ERROR, 200, "larger than the limit of 4096 bytes" },
+                { "/chunked/5000", "too-big-chunked.bin", TASK_ERROR, 200, "larger than the limit of 4096 bytes" },
+                { "/delay/3000/flags/br/br.gif", "slow.gif", TASK_ERROR, 0, "timed out" },
+        };
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+
+        o.max_bytes = 4096;
+        o.timeout_usec = 500 * USEC_PER_MSEC;
+        run_cases(cases, ELEMENTSOF(cases), &o);
+}
+
+static void test_big_file_content(void **state) {
+        const char *base = test_env("ASYNCD_TEST_FAULT_PLAIN_URL");
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        TaskSpec *tasks = calloc(1, sizeof(TaskSpec));
+        unsigned char buf[65536];
+        uint64_t off = 0;
+        ssize_t n;
+        TestRun t;
+        Job *j;
+        int fd;
+
+        assert_true(asprintf(&tasks[0].url, "%s/bytes/%u", base, 30000000U) > 0);
+        tasks[0].filename = strdup("");
+        test_run_init(&t, 0);
+        /* A slow pool forces the write path to pause curl and resume it. */
+        disk_pool_set_delay(t.engine->pool, 20 * USEC_PER_MSEC);
+        j = test_job_start(&t, tasks, 1, &o);
+        test_run_until_finished(&t, 1);
+        assert_int_equal(j->results[0].status, TASK_OK);
+        assert_int_equal(j->results[0].bytes, 30000000U);
+
+        fd = openat(t.dirfd, "30000000", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        while ((n = read(fd, buf, sizeof(buf))) > 0) {
+                for (ssize_t i = 0; i < n; i++)
+                        assert_int_equal(buf[i], (unsigned char) (((off + i) * 31 + 7) % 256));
+                off += n;
+        }
+        assert_int_equal(off, 30000000U);
+        close(fd);
+        job_free(j);
+        test_run_done(&t);
+}
+
+/* ERROR mode: the server's own log says what it did to each request; the results must agree. */
+static void test_error_server(void **state) {
+        const char *base = test_env("ASYNCD_TEST_FAULT_ERROR_URL"), *log = test_env("ASYNCD_TEST_FAULT_ERROR_LOG");
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        char **codes = NULL, line[4096];
+        size_t n = test_flag_codes(&codes);
+        unsigned errors = 0, delayed = 0, matched = 0;
+        TestRun t;
+        FILE *f;
+        Job *j;
+
+        test_run_init(&t, 0);
+        o.concurrency = 20;
+        j = test_job_start(&t, test_tasks_from_codes(base, (const char *const *) codes, n), n, &o);
+        test_run_until_finished(&t, 1);
+        test_assert_results_complete(j);
+        usleep(200 * 1000); /* the server writes its log line just after the last byte */
+
+        f = fopen(log, "re");
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f)) {
+                json_object *o_line = json_tokener_parse(line), *v;
+                const char *path, *action;
+                long status;
+
+                assert_non_null(o_line);
+                assert_true(json_object_object_get_ex(o_line, "path", &v));
+                path = json_object_get_string(v);
+                assert_true(json_object_object_get_ex(o_line, "action", &v));
+                action = json_object_get_string(v);
+                assert_true(json_object_object_get_ex(o_line, "status", &v));
+                status = json_object_get_int(v);
+
+                for (uint32_t i = 0; i < j->n_tasks; i++) {
+                        const TaskResult *r;
+
+                        if (!strstr(j->tasks[i].url, path) || strlen(strstr(j->tasks[i].url, path)) != strlen(path))
+                                continue;
+                        r = result_of(j, i);
+                        if (strcmp(action, "error") == 0) {
+                                char expect[32];
+
+                                snprintf(expect, sizeof(expect), "HTTP %ld ", status);
+                                assert_int_equal(r->status, TASK_ERROR);
+                                assert_int_equal(r->http_code, status);
+                                assert_non_null(strstr(r->error, expect));
+                                errors++;
+                        } else {
+                                assert_int_equal(r->status, TASK_OK);
+                                delayed += strcmp(action, "delay") == 0;
+                        }
+                        matched++;
+                }
+                json_object_put(o_line);
+        }
+        fclose(f);
+        printf("ERROR server: %u requests matched, %u errors, %u delayed; results: %u ok, %u errors\n", matched,
+               errors, delayed, j->counts[TASK_OK], j->counts[TASK_ERROR]);
+        assert_int_equal(matched, n);
+        assert_int_equal(errors, j->counts[TASK_ERROR]);
+        assert_true(errors > 0 && delayed > 0);
+        job_free(j);
+        test_run_done(&t);
+        for (size_t i = 0; i < n; i++)
+                free(codes[i]);
+        free(codes);
+}
+
+static void reset_stats(const char *base) {
+        char url[256];
+
+        snprintf(url, sizeof(url), "%s/_stats/reset", base);
+        free(test_http_get(url));
+}
+
+static long max_concurrent(const char *base) {
+        char url[256], *json;
+        long v;
+
+        snprintf(url, sizeof(url), "%s/_stats", base);
+        json = test_http_get(url);
+        v = test_json_int(json, "max_concurrent");
+        free(json);
+        return v;
+}
+
+static void test_semaphore(void **state) {
+        const char *base = test_env("ASYNCD_TEST_FAULT_DELAY_URL");
+        char **codes = NULL;
+        size_t n = test_flag_codes(&codes);
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        TestRun t;
+        Job *j;
+
+        n = 24;
+        for (unsigned concurrency = 1; concurrency <= 8; concurrency *= 2) {
+                test_run_init(&t, 0);
+                reset_stats(base);
+                o.concurrency = concurrency;
+                j = test_job_start(&t, test_tasks_from_codes(base, (const char *const *) codes, n), n, &o);
+                test_run_until_finished(&t, 1);
+                assert_int_equal(j->counts[TASK_OK], n);
+                printf("concurrency %u: server saw at most %ld concurrent requests\n", concurrency, max_concurrent(base));
+                assert_int_equal(max_concurrent(base), concurrency);
+                job_free(j);
+                test_run_done(&t);
+        }
+        for (size_t i = 0; i < 194; i++)
+                free(codes[i]);
+        free(codes);
+}
+
+typedef struct Order {
+        Job *jobs[2];
+        char first_job[64];
+        unsigned n;
+} Order;
+
+static void test_global_cap_fair(void **state) {
+        const char *base = test_env("ASYNCD_TEST_FAULT_DELAY_URL");
+        char **codes = NULL;
+        size_t n = test_flag_codes(&codes);
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        TestRun t;
+        Job *a, *b;
+
+        test_run_init(&t, 3);
+        reset_stats(base);
+        o.concurrency = 5;
+        a = test_job_start(&t, test_tasks_from_codes(base, (const char *const *) codes, 12), 12, &o);
+        b = test_job_start(&t, test_tasks_from_codes(base, (const char *const *) codes + 12, 12), 12, &o);
+        /* Both jobs must be making progress while the other still runs. */
+        while (a->n_results + b->n_results < 8)
+                assert_true(sd_event_run(t.event, 10 * USEC_PER_SEC) > 0);
+        printf("after 8 results: job a %u, job b %u\n", a->n_results, b->n_results);
+        assert_true(a->n_results >= 2 && b->n_results >= 2);
+        test_run_until_finished(&t, 2);
+        assert_int_equal(a->counts[TASK_OK] + b->counts[TASK_OK], 24);
+        assert_int_equal(max_concurrent(base), 3);
+        job_free(a);
+        job_free(b);
+        test_run_done(&t);
+        for (size_t i = 0; i < n; i++)
+                free(codes[i]);
+        free(codes);
+}
+
+typedef struct Ticker {
+        uint64_t last, max_gap;
+        unsigned ticks;
+} Ticker;
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Ticker *k = userdata;
+        uint64_t now;
+
+        assert_true(sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now) >= 0);
+        if (k->last > 0 && now - k->last > k->max_gap)
+                k->max_gap = now - k->last;
+        k->last = now;
+        k->ticks++;
+        assert_int_equal(sd_event_source_set_time_relative(s, 10 * USEC_PER_MSEC), 0);
+        return 0;
+}
+
+static void test_loop_runs_while_pool_is_slow(void **state) {
+        const char *base = test_env("ASYNCD_TEST_NGINX_URL");
+        char **codes = NULL;
+        size_t n = test_flag_codes(&codes);
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        Ticker k = {};
+        sd_event_source *tick;
+        uint64_t start, end;
+        TestRun t;
+        Job *j;
+
+        test_run_init(&t, 0);
+        disk_pool_set_delay(t.engine->pool, 250 * USEC_PER_MSEC);
+        assert_int_equal(sd_event_add_time_relative(t.event, &tick, CLOCK_MONOTONIC, 10 * USEC_PER_MSEC, 1, on_tick, &k), 0);
+        assert_int_equal(sd_event_source_set_enabled(tick, SD_EVENT_ON), 0);
+        o.concurrency = 20;
+        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &start) >= 0);
+        j = test_job_start(&t, test_tasks_from_codes(base, (const char *const *) codes, 40), 40, &o);
+        test_run_until_finished(&t, 1);
+        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &end) >= 0);
+        printf("40 files with 250 ms per disk operation on 4 threads: %.2f s, %u ticks, max gap %.1f ms\n",
+               (double) (end - start) / USEC_PER_SEC, k.ticks, (double) k.max_gap / USEC_PER_MSEC);
+        assert_int_equal(j->counts[TASK_OK], 40);
+        /* 40 operations of 250 ms on 4 threads take >= 2.5 s; the 10 ms ticker never stalled. */
+        assert_true(end - start >= 2400 * USEC_PER_MSEC);
+        assert_true(k.max_gap < 100 * USEC_PER_MSEC);
+        sd_event_source_disable_unref(tick);
+        job_free(j);
+        test_run_done(&t);
+        for (size_t i = 0; i < n; i++)
+                free(codes[i]);
+        free(codes);
+}
+
+static void test_existing_files_and_symlinks(void **state) {
+        const char *base = test_env("ASYNCD_TEST_NGINX_URL");
+        static const char *const codes[] = { "br", "de", "fr" };
+        char outside[] = "/tmp/asyncd-outside-XXXXXX";
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        struct stat st;
+        TestRun t;
+        Job *j;
+        int fd;
+
+        fd = mkstemp(outside);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "secret", 6), 6);
+        close(fd);
+
+        for (int overwrite = 0; overwrite <= 1; overwrite++) {
+                test_run_init(&t, 0);
+                /* br.gif: a symlink pointing outside; de.gif: an existing file; fr.gif: free. */
+                assert_int_equal(symlinkat(outside, t.dirfd, "br.gif"), 0);
+                fd = openat(t.dirfd, "de.gif", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                assert_int_equal(write(fd, "old", 3), 3);
+                close(fd);
+
+                o.overwrite = overwrite;
+                j = test_job_start(&t, test_tasks_from_codes(base, codes, 3), 3, &o);
+                test_run_until_finished(&t, 1);
+                test_assert_results_complete(j);
+
+                assert_int_equal(result_of(j, 0)->status, TASK_ERROR);
+                printf("overwrite=%d: symlink: %s; existing file: %s\n", overwrite, result_of(j, 0)->error,
+                       result_of(j, 1)->error ?: "replaced");
+                assert_non_null(strstr(result_of(j, 0)->error, "br.gif"));
+                assert_int_equal(fstatat(t.dirfd, "br.gif", &st, AT_SYMLINK_NOFOLLOW), 0);
+                assert_true(S_ISLNK(st.st_mode));
+                assert_int_equal(result_of(j, 1)->status, overwrite ? TASK_OK : TASK_ERROR);
+                assert_int_equal(fstatat(t.dirfd, "de.gif", &st, 0), 0);
+                assert_int_equal(st.st_size, overwrite ? (off_t) result_of(j, 1)->bytes : 3);
+                assert_int_equal(result_of(j, 2)->status, TASK_OK);
+                assert_int_equal(test_count_files(&t, true), 0);
+                job_free(j);
+                test_run_done(&t);
+        }
+
+        /* The file outside the directory was never touched. */
+        assert_int_equal(stat(outside, &st), 0);
+        assert_int_equal(st.st_size, 6);
+        unlink(outside);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_path_faults),
+                cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_big_file_content),
+                cmocka_unit_test(test_error_server),
+                cmocka_unit_test(test_semaphore),
+                cmocka_unit_test(test_global_cap_fair),
+                cmocka_unit_test(test_loop_runs_while_pool_is_slow),
+                cmocka_unit_test(test_existing_files_and_symlinks),
+        };
+        static const char *const required[] = {
+                "ASYNCD_TEST_NGINX_URL", "ASYNCD_TEST_FAULT_PLAIN_URL", "ASYNCD_TEST_FAULT_DELAY_URL",
+                "ASYNCD_TEST_FAULT_ERROR_URL", "ASYNCD_TEST_FAULT_ERROR_LOG", "ASYNCD_FIXTURES",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(required); i++)
+                if (!test_env(required[i])) {
+                        fprintf(stderr, "%s must be set (run through tests/servers/with-servers.py)\n", required[i]);
+                        return 1;
+                }
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
