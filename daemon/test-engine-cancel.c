@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* Cancelling jobs mid-way: every task gets exactly one result, slots are released, and no partial
+ * or temporary file is left — for unnamed (O_TMPFILE) and named (overwrite) temporary files. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "test-engine-util.h"
+
+static void test_cancel_mid_job(void **state) {
+        const char *base = test_env("ASYNCD_TEST_FAULT_DELAY_URL");
+        char **codes = NULL;
+        size_t n = test_flag_codes(&codes);
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        TestRun t;
+        Job *j;
+
+        test_run_init(&t, 0);
+        o.concurrency = 10;
+        j = test_job_start(&t, test_tasks_from_codes(base, (const char *const *) codes, n), n, &o);
+        while (j->n_results < 15)
+                assert_true(sd_event_run(t.event, 10 * USEC_PER_SEC) > 0);
+        assert_int_equal(j->active, 10);
+        job_cancel(j);
+        test_run_until_finished(&t, 1);
+
+        test_assert_results_complete(j);
+        printf("cancelled after 15 results: %u ok, %u cancelled, %u active slots, engine active %u\n",
+               j->counts[TASK_OK], j->counts[TASK_CANCELLED], j->active, t.engine->active);
+        assert_int_equal(j->state, JOB_CANCELLED);
+        assert_true(j->counts[TASK_OK] >= 15);
+        assert_int_equal(j->counts[TASK_OK] + j->counts[TASK_CANCELLED], n);
+        assert_int_equal(j->active, 0);
+        assert_int_equal(t.engine->active, 0);
+        /* Only complete files, exactly one per ok result. */
+        assert_int_equal(test_count_files(&t, false), j->counts[TASK_OK]);
+        for (uint32_t s = 0; s < j->n_results; s++) {
+                const TaskResult *r = &j->results[s];
+                char fixture[512];
+
+                if (r->status != TASK_OK)
+                        continue;
+                snprintf(fixture, sizeof(fixture), "%s/flags/%s/%s.gif", test_env("ASYNCD_FIXTURES"),
+                         codes[r->index], codes[r->index]);
+                assert_true(test_file_equals(fixture, t.dirfd, j->tasks[r->index].filename));
+        }
+
+        job_free(j);
+        test_run_done(&t);
+        for (size_t i = 0; i < n; i++)
+                free(codes[i]);
+        free(codes);
+}
+
+/* Large bodies trickling in: the files exist as temporaries when the job is cancelled. */
+static void cancel_while_writing(bool overwrite) {
+        const char *base = test_env("ASYNCD_TEST_FAULT_PLAIN_URL");
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        TaskSpec *tasks = calloc(3, sizeof(TaskSpec));
+        TestRun t;
+        Job *j;
+
+        for (int i = 0; i < 3; i++) {
+                assert_true(asprintf(&tasks[i].url, "%s/trickle/1/bytes/%d", base, 10000000 + i) > 0);
+                tasks[i].filename = strdup("");
+        }
+        test_run_init(&t, 0);
+        o.overwrite = overwrite;
+        j = test_job_start(&t, tasks, 3, &o);
+
+        /* 64 bytes per ms: after 2 s each transfer has ~128 KiB, past the first disk write. */
+        for (uint64_t start = 0, now = 0; !start || now - start < 2 * USEC_PER_SEC;) {
+                assert_true(sd_event_run(t.event, 100 * USEC_PER_MSEC) >= 0);
+                assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &now) >= 0);
+                if (!start)
+                        start = now;
+        }
+        assert_int_equal(j->n_results, 0);
+        printf("overwrite=%d: %zu temporary files visible before cancel\n", overwrite, test_count_files(&t, true));
+        assert_int_equal(test_count_files(&t, true), overwrite ? 3 : 0);
+
+        job_cancel(j);
+        test_run_until_finished(&t, 1);
+        test_assert_results_complete(j);
+        assert_int_equal(j->counts[TASK_CANCELLED], 3);
+        assert_int_equal(test_count_files(&t, false), 0);
+        job_free(j);
+        test_run_done(&t);
+}
+
+static void test_cancel_unnamed_temporaries(void **state) {
+        cancel_while_writing(false);
+}
+
+static void test_cancel_named_temporaries(void **state) {
+        cancel_while_writing(true);
+}
+
+static void test_cancel_before_start(void **state) {
+        const char *base = test_env("ASYNCD_TEST_FAULT_DELAY_URL");
+        static const char *const codes[] = { "br", "de" };
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        TestRun t;
+        Job *j;
+
+        test_run_init(&t, 0);
+        j = test_job_start(&t, test_tasks_from_codes(base, codes, 2), 2, &o);
+        /* Nothing ran yet: the scheduler's defer source has not fired. */
+        job_cancel(j);
+        assert_int_equal(j->state, JOB_CANCELLED);
+        assert_int_equal(j->counts[TASK_CANCELLED], 2);
+        test_run_until_finished(&t, 1);
+        job_free(j);
+        test_run_done(&t);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_cancel_mid_job),
+                cmocka_unit_test(test_cancel_unnamed_temporaries),
+                cmocka_unit_test(test_cancel_named_temporaries),
+                cmocka_unit_test(test_cancel_before_start),
+        };
+
+        if (!test_env("ASYNCD_TEST_FAULT_PLAIN_URL") || !test_env("ASYNCD_TEST_FAULT_DELAY_URL") ||
+            !test_env("ASYNCD_FIXTURES")) {
+                fprintf(stderr, "run through tests/servers/with-servers.py with PLAIN and DELAY fault servers\n");
+                return 1;
+        }
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

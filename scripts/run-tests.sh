@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs dependencies, builds, runs every meson test in a
+# normal and in an ASan+UBSan build, the engine tests under valgrind, and the systemd test in a
+# container; ends with one "N passed, N failed" line.
+#   scripts/run-tests.sh            everything
+#   ASYNCD_SKIP_NSPAWN=1 ...        skip the systemd-nspawn test (it needs root and ~1 min)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+passed=0
+failed=0
+failures=()
+
+count_meson() {         # build dir
+        local counts
+        counts=$(python3 - "$1/meson-logs/testlog.json" <<'PY'
+import json, sys
+ok = bad = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL", "SKIP"):
+        ok += 1
+    else:
+        bad += 1
+        print(json.loads(line)["name"], file=sys.stderr)
+print(ok, bad)
+PY
+)
+        passed=$((passed + ${counts% *}))
+        failed=$((failed + ${counts#* }))
+        [ "${counts#* }" = 0 ] || failures+=("meson tests in $1")
+}
+
+step() {                # name command...
+        local name=$1
+        shift
+        echo "=== $name"
+        if "$@"; then
+                passed=$((passed + 1))
+        else
+                failed=$((failed + 1))
+                failures+=("$name")
+        fi
+}
+
+echo "=== installing dependencies"
+scripts/install-deps.sh || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
+
+build() {               # dir, meson options...
+        local dir=$1
+        shift
+        [ -d "$dir" ] || meson setup "$dir" "$@" >/dev/null || return 1
+        ninja -C "$dir" >/dev/null || ninja -C "$dir"
+}
+
+# Plain build and tests.
+if step "build" build build -Dprefix=/usr; then
+        meson test -C build --print-errorlogs --num-processes 2 >/dev/null 2>&1
+        meson test -C build --list >/dev/null 2>&1
+        grep -h '"result"' build/meson-logs/testlog.json >/dev/null && count_meson build
+        python3 - build/meson-logs/testlog.json <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(f'{r["result"]:>8} {r["duration"]:7.2f}s  {r["name"]}')
+PY
+fi
+
+# Sanitizers: the same suite against an ASan+UBSan build.
+if step "build (ASan+UBSan)" build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug; then
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+                meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3 >/dev/null 2>&1
+        count_meson build-asan
+        python3 - build-asan/meson-logs/testlog.json <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(f'{r["result"]:>8} {r["duration"]:7.2f}s  {r["name"]} (asan)')
+PY
+fi
+
+# valgrind: the engine tests against the real servers.
+fixtures=$top/tests/fixtures
+servers=(--nginx "$fixtures" --fault "PLAIN:$fixtures" --fault "DELAY:$fixtures --delay 0.2"
+         --fault "ERROR:$fixtures --error-rate 0.25 --seed 7")
+for t in test-engine-flags test-engine-cancel; do
+        step "valgrind $t" env ASYNCD_FIXTURES="$fixtures" python3 tests/servers/with-servers.py "${servers[@]}" -- \
+                valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+                --show-leak-kinds=definite,indirect build/daemon/$t
+done
+
+if [ -x tests/nspawn/run.sh ] && [ -z "${ASYNCD_SKIP_NSPAWN:-}" ]; then
+        step "systemd in a container (nspawn)" tests/nspawn/run.sh build
+fi
+
+echo
+for f in "${failures[@]}"; do
+        echo "FAILED: $f"
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
