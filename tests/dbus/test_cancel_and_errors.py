@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""Cancel from another client mid-job, bad input on every method argument (named errors, nothing
+created, the daemon keeps serving), and SIGTERM mid-job (no temporary file left, exit 0)."""
+
+import os
+import tempfile
+import time
+
+from gi.repository import GLib
+
+from asyncd_test import (JOB, MANAGER, MANAGER_PATH, Bus, Client, Daemon, check, dbus_error, env, finish,
+                         flag_codes, temporary_files)
+
+INVALID = "org.freedesktop.DBus.Error.InvalidArgs"
+
+
+def main():
+    bus = Bus("session")
+    daemon = Daemon(bus, "--max-tasks-per-job=500", "--max-jobs-per-owner=3")
+    try:
+        cancel_from_other_client(bus)
+        bad_input(bus)
+        limits(bus)
+        sigterm_mid_job(bus, daemon)
+    finally:
+        daemon.stop()
+        bus.stop()
+    finish()
+
+
+def cancel_from_other_client(bus):
+    delay = env("ASYNCD_TEST_FAULT_DELAY_URL")
+    out = tempfile.mkdtemp(prefix="asyncd-cancel-")
+    a, b = Client(bus.address), Client(bus.address)
+    a.subscribe()
+    codes = flag_codes()
+    job_id, path = a.submit([(f"{delay}/flags/{c}/{c}.gif", "") for c in codes], out, {"concurrency": GLib.Variant("u", 10)})
+    a.pump(lambda: len(a.completed_results(path)) >= 20)
+    b.call(MANAGER_PATH, MANAGER, "CancelJob", "t", (job_id,))
+    check(a.pump(lambda: a.job_signals(path, "Finished")), "Finished after CancelJob from another client")
+    results = a.completed_results(path)
+    seqs = sorted(r[0] for r in results)
+    check(seqs == list(range(len(codes))) and sorted(r[1] for r in results) == list(range(len(codes))),
+          f"cancelled job: {len(results)} results, each task exactly once")
+    ok = [r for r in results if r[2] == "ok"]
+    cancelled = [r for r in results if r[2] == "cancelled"]
+    check(len(ok) + len(cancelled) == len(codes) and len(cancelled) > 100,
+          f"{len(ok)} ok, {len(cancelled)} cancelled")
+    state, n_ok, _, _, n_cancelled = a.job_signals(path, "Finished")[0]
+    check(state == "cancelled" and n_ok == len(ok) and n_cancelled == len(cancelled), f"Finished({state}, ...)")
+    check(sorted(os.listdir(out)) == sorted(r[5] for r in ok), "only the ok files exist, no partial or temporary file")
+    check(a.get_property(path, JOB, "State") == "cancelled", "State property is cancelled")
+    check(dbus_error(lambda: b.call(path, JOB, "Cancel")) == (None, None), "Cancel on a finished job is a no-op")
+    check(a.get_property(MANAGER_PATH, MANAGER, "ActiveTransfers") == 0, "no transfers left on the wire")
+    a.close()
+    b.close()
+
+
+def expect_error(client, what, fn, name, part):
+    err, msg = dbus_error(fn)
+    check(err == name and msg and part in msg, f"{what}: {err}: {msg}")
+
+
+def bad_input(bus):
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    out = tempfile.mkdtemp(prefix="asyncd-bad-")
+    c = Client(bus.address)
+    good = (f"{nginx}/flags/br/br.gif", "")
+
+    def submit(tasks, options=None, flags=0, directory=out):
+        return lambda: c.submit(tasks, directory, options, flags)
+
+    expect_error(c, "no tasks", submit([]), INVALID, "at least one task")
+    expect_error(c, "file:// URL", submit([good, ("file:///etc/passwd", "")]), INVALID,
+                 'task 1: unsupported URL scheme "file"')
+    expect_error(c, "unparsable URL", submit([("http//nope", "x")]), INVALID, "task 0: invalid URL")
+    expect_error(c, "filename with /", submit([(good[0], "../etc/passwd")]), INVALID, 'task 0: invalid file name')
+    expect_error(c, "filename ..", submit([(good[0], "..")]), INVALID, "task 0: invalid file name")
+    expect_error(c, "filename with newline", submit([(good[0], "a\nb")]), INVALID, "control character")
+    expect_error(c, "filename too long", submit([(good[0], "x" * 256)]), INVALID, "longer than 255")
+    expect_error(c, "duplicate filenames", submit([good, (f"{nginx}/other/br.gif", "")]), INVALID,
+                 'task 1: file name "br.gif" is already used by task 0')
+    expect_error(c, "no file name derivable", submit([(f"{nginx}/", "")]), INVALID, "cannot derive")
+    expect_error(c, "unknown option", submit([good], {"speed": GLib.Variant("u", 1)}), INVALID,
+                 'unknown key "speed"')
+    expect_error(c, "option of the wrong type", submit([good], {"concurrency": GLib.Variant("s", "5")}), INVALID,
+                 '"concurrency" must be of type "u"')
+    expect_error(c, "concurrency 0", submit([good], {"concurrency": GLib.Variant("u", 0)}), INVALID, "1..1000")
+    expect_error(c, "concurrency 1001", submit([good], {"concurrency": GLib.Variant("u", 1001)}), INVALID, "1..1000")
+    expect_error(c, "overwrite not a boolean", submit([good], {"overwrite": GLib.Variant("u", 1)}), INVALID,
+                 '"overwrite" must be of type "b"')
+    expect_error(c, "flags set", submit([good], flags=4), INVALID, "flags: unknown bits 0x4")
+    fd = os.open("/etc/hostname", os.O_RDONLY)
+    expect_error(c, "fd is not a directory", submit([good], directory=fd), INVALID, "not refer to a directory")
+    os.close(fd)
+    check(os.listdir(out) == [], "nothing created by refused submissions")
+
+    expect_error(c, "GetJob unknown id", lambda: c.call(MANAGER_PATH, MANAGER, "GetJob", "t", (999,), "(o)"),
+                 "io.asyncd1.Error.NoSuchJob", "no job with id 999")
+    expect_error(c, "CancelJob unknown id", lambda: c.call(MANAGER_PATH, MANAGER, "CancelJob", "t", (0,)),
+                 "io.asyncd1.Error.NoSuchJob", "no job with id 0")
+    expect_error(c, "unknown job object", lambda: c.get_results("/io/asyncd1/job/12345"),
+                 "org.freedesktop.DBus.Error.UnknownObject", "")
+    expect_error(c, "GetResults with wrong signature",
+                 lambda: c.call("/io/asyncd1/job/1", JOB, "GetResults", "s", ("x",), "(a(uusutss)u)"),
+                 INVALID, "")
+
+    # Cursor past the end and max 0 are fine, not errors.
+    res, cursor = c.get_results("/io/asyncd1/job/1", 10**6, 10)
+    check(res == [] and cursor == c.get_property("/io/asyncd1/job/1", JOB, "Total"), "cursor past the end")
+    res, cursor = c.get_results("/io/asyncd1/job/1", 3, 0)
+    check(res == [] and cursor == 3, "max 0 returns nothing and the same cursor")
+
+    # Still serving after all of that.
+    job_id, path = c.submit([good], out)
+    c.subscribe()
+    c.pump(lambda: c.get_property(path, JOB, "State") != "running", 20)
+    check(c.get_property(path, JOB, "Ok") == 1 and os.listdir(out) == ["br.gif"], "daemon still serves jobs")
+    c.close()
+
+
+def limits(bus):
+    delay = env("ASYNCD_TEST_FAULT_DELAY_URL")
+    out = tempfile.mkdtemp(prefix="asyncd-limits-")
+    c = Client(bus.address)
+    many = [(f"{delay}/x/{i}.gif", "") for i in range(501)]
+    expect_error(c, "tasks over --max-tasks-per-job", lambda: c.submit(many, out), "io.asyncd1.Error.LimitExceeded",
+                 "limit of 500 tasks")
+    slow = [(f"{delay}/delay/3000/flags/br/br.gif", "")]
+    ids = [c.submit(slow, tempfile.mkdtemp(prefix="asyncd-limits-"))[0] for _ in range(3)]
+    expect_error(c, "jobs over --max-jobs-per-owner", lambda: c.submit(slow, out), "io.asyncd1.Error.LimitExceeded",
+                 "already has 3 running jobs")
+    for i in ids:
+        c.call(MANAGER_PATH, MANAGER, "CancelJob", "t", (i,))
+    c.close()
+
+
+def sigterm_mid_job(bus, daemon):
+    plain = env("ASYNCD_TEST_FAULT_PLAIN_URL")
+    out = tempfile.mkdtemp(prefix="asyncd-sigterm-")
+    c = Client(bus.address)
+    c.subscribe()
+    # Slow large bodies with overwrite: named temporary files exist while they download.
+    tasks = [(f"{plain}/trickle/1/bytes/{10000000 + i}", "") for i in range(4)]
+    job_id, path = c.submit(tasks, out, {"overwrite": GLib.Variant("b", True)})
+    deadline = time.monotonic() + 10
+    while len(temporary_files(out)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(len(temporary_files(out)) == 4, f"4 temporary files while downloading: {temporary_files(out)}")
+    rc = daemon.stop()
+    check(rc == 0, f"SIGTERM mid-job: asyncd exits {rc}")
+    check(os.listdir(out) == [], f"no temporary or partial file left: {os.listdir(out)}")
+    c.pump(lambda: c.job_signals(path, "Finished"), 5)
+    check(c.job_signals(path, "Finished") == [("cancelled", 0, 0, 0, 4)], "clients saw Finished(cancelled) first")
+    log = daemon.read_log()
+    check("Terminated: cancelling 1 running jobs" in log and "<6>job 1:" in log,
+          "log lines carry <N> priorities and job ids")
+    c.close()
+
+
+if __name__ == "__main__":
+    main()
