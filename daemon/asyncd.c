@@ -159,8 +159,19 @@ static int parse_argv(int argc, char *argv[]) {
 }
 
 static int open_bus(sd_bus **ret) {
+        const char *starter = getenv("DBUS_STARTER_BUS_TYPE");
         sd_bus *bus = NULL;
         int r;
+
+        /* Started by a bus for a caller: talk to the bus that started us, wherever it lives. */
+        if (starter && ((arg_bus == BUS_USER && strcmp(starter, "session") == 0) ||
+                        (arg_bus == BUS_SYSTEM && strcmp(starter, "system") == 0))) {
+                r = sd_bus_open_with_description(&bus, "asyncd");
+                if (r < 0)
+                        return log_error_errno(r, "Failed to connect to the bus that activated us: %m");
+                *ret = bus;
+                return 0;
+        }
 
         switch (arg_bus) {
         case BUS_SYSTEM:

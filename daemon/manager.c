@@ -53,6 +53,23 @@ static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static void rearm_idle_timer(Manager *m) {
+        if (m->config.exit_idle_usec > 0 && list_is_empty(&m->jobs) && !m->stopping && !m->name_released) {
+                (void) sd_event_source_set_time_relative(m->idle_timer, m->config.exit_idle_usec);
+                (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_ONESHOT);
+        } else
+                (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_OFF);
+}
+
+/* Sees every incoming message: a daemon that is being talked to is not idle. */
+static int on_bus_message(sd_bus_message *message, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+
+        if (sd_bus_message_is_method_call(message, NULL, NULL) > 0)
+                rearm_idle_timer(m);
+        return 0;
+}
+
 static bool all_quiet(Manager *m) {
         return m->n_running == 0 && disk_pool_pending(m->engine->pool) == 0;
 }
@@ -67,12 +84,7 @@ void manager_jobs_changed(Manager *m) {
         }
 
         (void) on_status_timer(m->status_timer, 0, m);
-
-        if (m->config.exit_idle_usec > 0 && list_is_empty(&m->jobs)) {
-                (void) sd_event_source_set_time_relative(m->idle_timer, m->config.exit_idle_usec);
-                (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_ONESHOT);
-        } else
-                (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_OFF);
+        rearm_idle_timer(m);
 }
 
 void manager_begin_shutdown(Manager *m, const char *why) {
@@ -186,6 +198,10 @@ int manager_start(Manager *m) {
                                 "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch for bus disconnection: %m");
+
+        r = sd_bus_add_filter(m->bus, NULL, on_bus_message, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the bus filter: %m");
 
         r = sd_bus_request_name(m->bus, BUS_NAME, 0);
         if (r < 0)

@@ -63,6 +63,7 @@ class Bus:
 
     def __init__(self, kind="session", service_exec=None):
         self.dir = tempfile.mkdtemp(prefix=f"asyncd-{kind}-bus-")
+        os.chmod(self.dir, 0o755)  # other users connect to a system bus
         services = os.path.join(self.dir, "services")
         os.mkdir(services)
         template = env("ASYNCD_TEST_SYSTEM_BUS_CONF" if kind == "system" else "ASYNCD_TEST_SESSION_BUS_CONF")

@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""D-Bus activation and idle exit: a call to io.asyncd1 starts asyncd; with no jobs it releases
+its name and exits after the idle time; calls made all along are answered, by the old or a newly
+activated instance (none lost); a finished job is kept for --keep-finished, then removed with
+InterfacesRemoved, and only then does the daemon go idle."""
+
+import os
+import tempfile
+import time
+
+from asyncd_test import JOB, MANAGER, MANAGER_PATH, NAME, Bus, Client, check, env, finish
+
+
+def owner_pid(c):
+    return c.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                            "GetConnectionUnixProcessID", GLib.Variant("(s)", (NAME,)), GLib.VariantType("(u)"),
+                            0, -1, None).unpack()[0]
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def main():
+    asyncd = env("ASYNCD_BIN")
+    bus = Bus("session", service_exec=f"{asyncd} --user --exit-idle-time=1 --keep-finished=1")
+    try:
+        run(bus)
+    finally:
+        bus.stop()
+    finish()
+
+
+def run(bus):
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    c = Client(bus.address)
+    c.subscribe()
+    check(not c.name_has_owner(NAME), "io.asyncd1 not running before the first call")
+    t0 = time.monotonic()
+    jobs = c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")
+    check(jobs == ([],), f"first call activated asyncd ({(time.monotonic() - t0) * 1000:.0f} ms)")
+    pid = owner_pid(c)
+    check(alive(pid), f"asyncd running as pid {pid}")
+
+    # A daemon that is being called is not idle: 2 s of calls, 50 ms apart, one instance.
+    for _ in range(40):
+        c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")
+        time.sleep(0.05)
+    check(alive(pid) and owner_pid(c) == pid, "still the same instance after 2 s of calls (idle time 1 s)")
+
+    # Calls around the moment it gives up: every one is answered, by it or by a new instance.
+    answered, pids = 0, {pid}
+    for pause in (0.9, 0.95, 1.0, 1.02, 1.05, 1.1, 1.2, 1.5):
+        time.sleep(pause)
+        c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")
+        answered += 1
+        try:
+            pids.add(owner_pid(c))
+        except Exception:
+            pass
+    check(answered == 8, "all 8 calls around the idle deadline answered")
+    check(not alive(pid), "the first instance exited after being idle")
+    check(len(pids) >= 2, f"later calls activated new instances: pids {sorted(pids)}")
+
+    # Let it go idle again, then submit: SubmitJob itself activates.
+    c.pump(lambda: not c.name_has_owner(NAME), 5)
+    check(not c.name_has_owner(NAME), "name released when idle")
+    out = tempfile.mkdtemp(prefix="asyncd-activation-")
+    job_id, path = c.submit([(f"{nginx}/flags/br/br.gif", "")], out)
+    check(job_id == 1, "SubmitJob activated a fresh instance (job ids start at 1 again)")
+    pid = owner_pid(c)
+    c.pump(lambda: c.job_signals(path, "Finished"), 10)
+    check(os.listdir(out) == ["br.gif"], "the job ran")
+    check(c.get_property(path, JOB, "State") == "done", "finished job is queryable")
+    c.pump(lambda: [a for (p, m, a) in c.signals if m == "InterfacesRemoved" and a[0] == path], 5)
+    check([a for (p, m, a) in c.signals if m == "InterfacesRemoved" and a[0] == path],
+          "finished job removed after --keep-finished with InterfacesRemoved")
+    c.pump(lambda: not alive(pid), 5)
+    check(not alive(pid), "then the daemon exits on idle")
+    c.close()
+
+
+if __name__ == "__main__":
+    from gi.repository import GLib
+    main()
