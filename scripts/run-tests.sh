@@ -84,6 +84,11 @@ fi
 fixtures=$top/tests/fixtures
 servers=(--nginx "$fixtures" --fault "PLAIN:$fixtures" --fault "DELAY:$fixtures --delay 0.2"
          --fault "ERROR:$fixtures --error-rate 0.25 --seed 7")
+# valgrind: the daemon itself during the D-Bus tests (any error or leak makes it exit 99).
+valgrind="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
+step "valgrind asyncd (D-Bus tests)" env ASYNCD_TEST_WRAPPER="$valgrind" meson test -C build --timeout-multiplier 3 \
+        dbus-flags-gdbus dbus-cancel-and-errors dbus-system-bus-policy
+
 for t in test-engine-flags test-engine-cancel; do
         step "valgrind $t" env ASYNCD_FIXTURES="$fixtures" python3 tests/servers/with-servers.py "${servers[@]}" -- \
                 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \

@@ -7,6 +7,7 @@ ASYNCD_FIXTURES; ASYNCD_TEST_NGINX_URL and ASYNCD_TEST_FAULT_*_URL from with-ser
 """
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -94,7 +95,8 @@ class Daemon:
     """The real asyncd, connected to a Bus."""
 
     def __init__(self, bus, *args, log=None):
-        cmd = [env("ASYNCD_BIN")]
+        # ASYNCD_TEST_WRAPPER, e.g. "valgrind --error-exitcode=99 ...", runs the daemon under a tool.
+        cmd = shlex.split(os.environ.get("ASYNCD_TEST_WRAPPER", "")) + [env("ASYNCD_BIN")]
         e = dict(os.environ)
         if bus.kind == "system":
             cmd.append("--system")
@@ -106,7 +108,7 @@ class Daemon:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, env=e, stdout=self.log, stderr=subprocess.STDOUT)
         client = Client(bus.address)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not client.name_has_owner(NAME):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("asyncd did not take its bus name:\n" + self.read_log())

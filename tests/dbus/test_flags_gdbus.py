@@ -68,6 +68,7 @@ def run(bus, nginx, delay, fixtures):
           "PropertiesChanged with the final State and counters")
     check(order.index("Finished") > max(i for i, m in enumerate(order) if m == "PropertiesChanged"),
           "final PropertiesChanged before Finished")
+    a.pump(lambda: any(m == "JobFinished" for (p, m, _) in a.signals), 10)
     mgr = [args for (p, m, args) in a.signals if p == MANAGER_PATH]
     check((job_id, path) in mgr, "JobNew on the manager")
     check((job_id, path, "done") in mgr, "JobFinished on the manager")
