@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests for parse-util: ids, counts, time spans and sizes as asyncctl's options accept them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "macro.h"
+#include "parse-util.h"
+
+static void test_parse_uint(void **state) {
+        uint64_t v;
+        uint32_t u;
+
+        assert_int_equal(parse_uint64("0", &v), 0);
+        assert_true(v == 0);
+        assert_int_equal(parse_uint64("18446744073709551615", &v), 0);
+        assert_true(v == UINT64_MAX);
+        assert_int_equal(parse_uint64("18446744073709551616", &v), -ERANGE);
+        assert_int_equal(parse_uint64("", &v), -EINVAL);
+        assert_int_equal(parse_uint64("-1", &v), -EINVAL);
+        assert_int_equal(parse_uint64(" 1", &v), -EINVAL);
+        assert_int_equal(parse_uint64("1 ", &v), -EINVAL);
+        assert_int_equal(parse_uint64("0x10", &v), -EINVAL);
+        assert_int_equal(parse_uint64("+5", &v), -EINVAL);
+
+        assert_int_equal(parse_uint32("4294967295", &u), 0);
+        assert_true(u == UINT32_MAX);
+        assert_int_equal(parse_uint32("4294967296", &u), -ERANGE);
+}
+
+static void test_parse_job_id(void **state) {
+        uint64_t id;
+
+        assert_int_equal(parse_job_id("7", &id), 0);
+        assert_true(id == 7);
+        assert_int_equal(parse_job_id("0", &id), -EINVAL);
+        assert_int_equal(parse_job_id("seven", &id), -EINVAL);
+        assert_int_equal(parse_job_id(NULL, &id), -EINVAL);
+}
+
+static void check_timespan(const char *s, uint64_t expected) {
+        uint64_t v = 12345;
+
+        assert_int_equal(parse_timespan(s, &v), 0);
+        assert_true(v == expected);
+}
+
+static void test_parse_timespan(void **state) {
+        uint64_t v;
+
+        check_timespan("0", 0);
+        check_timespan("3", 3 * USEC_PER_SEC);
+        check_timespan("3.1", 3100 * USEC_PER_MSEC);
+        check_timespan(".5", 500 * USEC_PER_MSEC);
+        check_timespan("500ms", 500 * USEC_PER_MSEC);
+        check_timespan("1.5s", 1500 * USEC_PER_MSEC);
+        check_timespan("2min", 120 * USEC_PER_SEC);
+        check_timespan("2 min", 120 * USEC_PER_SEC);
+        check_timespan("1h", 3600 * USEC_PER_SEC);
+        check_timespan("250us", 250);
+
+        assert_int_equal(parse_timespan("", &v), -EINVAL);
+        assert_int_equal(parse_timespan("s", &v), -EINVAL);
+        assert_int_equal(parse_timespan("-1", &v), -EINVAL);
+        assert_int_equal(parse_timespan("1e3", &v), -EINVAL);
+        assert_int_equal(parse_timespan("inf", &v), -EINVAL);
+        assert_int_equal(parse_timespan("3 parsecs", &v), -EINVAL);
+        assert_int_equal(parse_timespan("99999999999999999999h", &v), -ERANGE);
+}
+
+static void check_size(const char *s, uint64_t expected) {
+        uint64_t v = 12345;
+
+        assert_int_equal(parse_size(s, &v), 0);
+        assert_true(v == expected);
+}
+
+static void test_parse_size(void **state) {
+        uint64_t v;
+
+        check_size("0", 0);
+        check_size("1048576", 1048576);
+        check_size("512K", 512 * 1024);
+        check_size("512KiB", 512 * 1024);
+        check_size("512KB", 512 * 1024);
+        check_size("1.5M", 1536 * 1024);
+        check_size("2G", UINT64_C(2) << 30);
+        check_size("1T", UINT64_C(1) << 40);
+        check_size("100B", 100);
+
+        assert_int_equal(parse_size("", &v), -EINVAL);
+        assert_int_equal(parse_size("1.5", &v), -EINVAL);
+        assert_int_equal(parse_size("5X", &v), -EINVAL);
+        assert_int_equal(parse_size("5iB", &v), -EINVAL);
+        assert_int_equal(parse_size("-5K", &v), -EINVAL);
+        assert_int_equal(parse_size("20E", &v), -ERANGE);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_parse_uint),
+                cmocka_unit_test(test_parse_job_id),
+                cmocka_unit_test(test_parse_timespan),
+                cmocka_unit_test(test_parse_size),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: MIT */
+/* verb-submit: "asyncctl submit" and "asyncctl watch" — submit a job (or attach to one) and show
+ * its results as they complete, until it finishes or Ctrl-C. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "asyncctl.h"
+#include "job-watch.h"
+#include "log.h"
+#include "macro.h"
+#include "reporter.h"
+#include "task-list.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
+
+typedef struct Wait {
+        sd_bus *bus;
+        sd_event *event;
+        JobWatch *watch;
+        Reporter reporter;
+        bool cancel_on_interrupt;       /* submit: Ctrl-C cancels; watch: Ctrl-C detaches */
+        unsigned n_interrupts;
+        bool accepted;                  /* SubmitJob answered with a job */
+        sd_bus_error submit_error;
+        sd_event_source *sigint, *sigterm;
+} Wait;
+
+static void wait_done(Wait *w) {
+        reporter_done(&w->reporter);
+        w->sigint = sd_event_source_disable_unref(w->sigint);
+        w->sigterm = sd_event_source_disable_unref(w->sigterm);
+        job_watch_free(w->watch);
+        sd_bus_error_free(&w->submit_error);
+        if (w->bus)
+                (void) sd_bus_detach_event(w->bus);
+        sd_event_unref(w->event);
+        sd_bus_flush_close_unref(w->bus);
+}
+
+static uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+
+        (void) clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static void notice(Wait *w, const char *fmt, ...) _printf_(2, 3);
+static void notice(Wait *w, const char *fmt, ...) {
+        va_list ap;
+
+        if (arg_quiet)
+                return;
+        reporter_clear(&w->reporter);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        fflush(stderr);
+}
+
+static int on_interrupt(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Wait *w = userdata;
+        int r;
+
+        w->n_interrupts++;
+
+        if (!w->cancel_on_interrupt) {
+                notice(w, "Detached from job %" PRIu64 ", which keeps running.", w->watch->id);
+                return sd_event_exit(w->event, 0);
+        }
+
+        if (w->n_interrupts > 1) {
+                if (w->accepted)
+                        notice(w, "Not waiting for job %" PRIu64 " any longer.", w->watch->id);
+                return sd_event_exit(w->event, 0);
+        }
+
+        /* Before the reply there is no job to cancel yet: the reply handler cancels it. */
+        if (!w->accepted)
+                return 0;
+
+        notice(w, "Cancelling job %" PRIu64 "… (press Ctrl-C again to stop waiting)", w->watch->id);
+        r = job_watch_cancel(w->watch);
+        if (r < 0)
+                log_error_errno(r, "cannot cancel job %" PRIu64 ": %m", w->watch->id);
+        return 0;
+}
+
+static int wait_setup(Wait *w, bool cancel_on_interrupt, const TaskList *tasks) {
+        sigset_t mask;
+        int r;
+
+        w->cancel_on_interrupt = cancel_on_interrupt;
+
+        r = sd_event_default(&w->event);
+        if (r < 0)
+                return log_error_errno(r, "cannot allocate an event loop: %m");
+
+        r = sd_bus_attach_event(w->bus, w->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "cannot attach the bus to the event loop: %m");
+        /* A lost bus ends the loop instead of leaving it waiting forever. */
+        (void) sd_bus_set_exit_on_disconnect(w->bus, true);
+
+        /* sd-event needs the signals blocked. Ctrl-C during SubmitJob is then handled once the
+         * reply is in, so that the job is cancelled rather than left behind. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "cannot block signals: %m");
+
+        r = sd_event_add_signal(w->event, &w->sigint, SIGINT, on_interrupt, w);
+        if (r >= 0)
+                r = sd_event_add_signal(w->event, &w->sigterm, SIGTERM, on_interrupt, w);
+        if (r < 0)
+                return log_error_errno(r, "cannot watch for signals: %m");
+
+        r = reporter_init(&w->reporter, tasks, arg_verbose, arg_quiet, arg_json);
+        if (r < 0)
+                return log_oom();
+
+        r = job_watch_new(w->bus, w->event, reporter_on_result, &w->reporter, &w->watch);
+        if (r < 0)
+                return log_oom();
+        w->reporter.watch = w->watch;
+
+        r = job_watch_subscribe(w->watch);
+        if (r < 0)
+                return log_error_errno(r, "cannot subscribe to the signals of asyncd: %m");
+
+        return 0;
+}
+
+/* The exit code once the loop is over, printing the final report when there is one. */
+static int wait_finish(Wait *w, int loop_result, uint64_t elapsed_usec) {
+        bool interrupted = w->n_interrupts > 0;
+        int r;
+
+        if (w->watch->error < 0) {
+                reporter_stop(&w->reporter);
+                return w->watch->error;         /* logged where it happened */
+        }
+
+        if (!w->watch->finished) {
+                reporter_stop(&w->reporter);
+                if (interrupted)
+                        return EXIT_INTERRUPTED;
+                return log_error_errno(loop_result < 0 ? loop_result : ECONNRESET,
+                                       "lost the connection to the bus while waiting for job %" PRIu64 ": %m",
+                                       w->watch->id);
+        }
+
+        r = reporter_finish(&w->reporter, w->watch, elapsed_usec);
+        if (r < 0)
+                return log_error_errno(r, "cannot write the results: %m");
+
+        if (interrupted)
+                return EXIT_INTERRUPTED;
+        return job_exit_status(w->watch->final_state, &w->watch->counts);
+}
+
+static int read_tasks(int argc, char **argv, TaskList *tasks) {
+        _cleanup_(fclosep) FILE *f = NULL;
+        unsigned line = 0;
+        int r;
+
+        for (int i = 0; i < argc; i++) {
+                r = task_list_add(tasks, argv[i], NULL);
+                if (r < 0)
+                        return log_error_errno(r, "cannot add URL \"%s\": %m", argv[i]);
+        }
+
+        if (arg_input) {
+                bool use_stdin = strcmp(arg_input, "-") == 0;
+
+                if (!use_stdin) {
+                        f = fopen(arg_input, "re");
+                        if (!f)
+                                return log_error_errno(errno, "cannot open %s: %m", arg_input);
+                }
+                r = task_list_read(tasks, use_stdin ? stdin : f, &line);
+                if (r < 0)
+                        return log_error_errno(r, "cannot read URLs from %s, line %u: %m",
+                                               use_stdin ? "standard input" : arg_input, line);
+        }
+
+        if (tasks->n == 0)
+                return log_error_errno(EINVAL, "no URLs to download (give them as arguments or with -i FILE)");
+        return 0;
+}
+
+static int submit_failed(const sd_bus_error *e, int r) {
+        if (bus_error_is_unreachable(e))
+                return log_error_errno(r, "cannot submit the job: %s", bus_error_text(e, r));
+
+        log_error_errno(r, "the daemon refused the job: %s", bus_error_text(e, r));
+        return EXIT_REFUSED;
+}
+
+static int submit_no_wait(sd_bus *bus, sd_bus_message *m) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
+        uint64_t id;
+        int r;
+
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0)
+                return submit_failed(&error, r);
+
+        r = sd_bus_message_read(reply, "to", &id, &path);
+        if (r < 0)
+                return log_error_errno(r, "cannot parse the reply of SubmitJob: %m");
+
+        if (arg_json != JSON_OFF) {
+                json_object *o = json_object_new_object();
+
+                if (!o ||
+                    json_object_object_add(o, "id", json_object_new_uint64(id)) < 0 ||
+                    json_object_object_add(o, "path", json_object_new_string(path)) < 0) {
+                        json_object_put(o);
+                        return log_oom();
+                }
+                r = json_print(o, arg_json, stdout);
+                json_object_put(o);
+                return r;
+        }
+
+        printf("%" PRIu64 "\n", id);
+        return EXIT_ALL_OK;
+}
+
+static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Wait *w = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        const char *path;
+        uint64_t id;
+        int r;
+
+        if (e) {
+                r = sd_bus_error_copy(&w->submit_error, e);
+                return sd_event_exit(w->event, r < 0 ? r : 0);
+        }
+
+        r = sd_bus_message_read(reply, "to", &id, &path);
+        if (r < 0) {
+                log_error_errno(r, "cannot parse the reply of SubmitJob: %m");
+                return sd_event_exit(w->event, r);
+        }
+        w->accepted = true;
+
+        if (isatty(STDERR_FILENO))
+                notice(w, "Submitted job %" PRIu64 " with %zu tasks. Press Ctrl-C to cancel it.",
+                       id, w->reporter.tasks->n);
+
+        r = job_watch_attach(w->watch, id, path, sd_bus_message_get_sender(reply));
+        if (r < 0) {
+                w->watch->error = r;
+                return sd_event_exit(w->event, r);
+        }
+
+        if (w->n_interrupts > 0 && !w->watch->finished) {
+                notice(w, "Cancelling job %" PRIu64 "…", id);
+                r = job_watch_cancel(w->watch);
+                if (r < 0)
+                        log_error_errno(r, "cannot cancel job %" PRIu64 ": %m", id);
+        }
+
+        return reporter_start(&w->reporter, w->event);
+}
+
+int verb_submit(int argc, char **argv) {
+        _cleanup_(task_list_done) TaskList tasks = {};
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(wait_done) Wait w = {};
+        _cleanup_close_ int dir_fd = -EBADF;
+        const char *dir = arg_directory ?: ".";
+        uint64_t start;
+        int r;
+
+        r = read_tasks(argc, argv, &tasks);
+        if (r < 0)
+                return r;
+
+        dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0)
+                return log_error_errno(errno, "cannot open directory %s: %m", dir);
+
+        r = connect_bus(&w.bus);
+        if (r < 0)
+                return r;
+
+        r = bus_message_new_submit(w.bus, &tasks, dir_fd, &arg_submit, &m);
+        if (r < 0)
+                return log_error_errno(r, "cannot build the SubmitJob call: %m");
+
+        if (!arg_wait)
+                return submit_no_wait(w.bus, m);
+
+        r = wait_setup(&w, /* cancel_on_interrupt= */ true, &tasks);
+        if (r < 0)
+                return r;
+
+        /* Asynchronously, so that Ctrl-C works even if the daemon is slow to answer. */
+        start = now_usec(CLOCK_MONOTONIC);
+        w.reporter.start_usec = start;
+        r = sd_bus_call_async(w.bus, NULL, m, on_submit_reply, &w, 0);
+        if (r < 0)
+                return log_error_errno(r, "cannot submit the job: %m");
+
+        r = sd_event_loop(w.event);
+
+        if (sd_bus_error_is_set(&w.submit_error))
+                return submit_failed(&w.submit_error, -sd_bus_error_get_errno(&w.submit_error));
+        if (!w.accepted)
+                return w.n_interrupts > 0 ? EXIT_INTERRUPTED :
+                        log_error_errno(r < 0 ? r : ECONNRESET, "cannot submit the job: %m");
+
+        return wait_finish(&w, r, now_usec(CLOCK_MONOTONIC) - start);
+}
+
+static int refresh_info(Wait *w) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        JobInfo info = {};
+        int r;
+
+        r = bus_get_job_info(w->bus, w->watch->path, &info, &error);
+        if (r < 0)
+                return r;
+        job_info_done(&w->watch->info);
+        w->watch->info = info;
+        return 0;
+}
+
+int verb_watch(int argc, char **argv) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL, *daemon = NULL;
+        _cleanup_(wait_done) Wait w = {};
+        _cleanup_free_ uint64_t *ids = NULL;
+        uint64_t created, end;
+        int r;
+
+        r = parse_job_ids(argv, 1, &ids);
+        if (r < 0)
+                return r;
+
+        r = connect_bus(&w.bus);
+        if (r < 0)
+                return r;
+
+        r = wait_setup(&w, /* cancel_on_interrupt= */ false, NULL);
+        if (r < 0)
+                return r;
+
+        r = bus_get_job(w.bus, ids[0], &path, &daemon, &error);
+        if (r < 0)
+                return log_error_errno(r, "cannot find job %" PRIu64 ": %s", ids[0], bus_error_text(&error, r));
+
+        r = job_watch_attach(w.watch, ids[0], path, daemon);
+        if (r < 0)
+                return r;
+
+        /* The bar's clock starts when the job was created, not when we attached. */
+        created = w.watch->info.created_usec;
+        if (created > 0 && created < now_usec(CLOCK_REALTIME))
+                w.reporter.start_usec -= now_usec(CLOCK_REALTIME) - created;
+
+        if (!w.watch->finished) {
+                r = reporter_start(&w.reporter, w.event);
+                if (r < 0)
+                        return log_error_errno(r, "cannot start the progress display: %m");
+                r = sd_event_loop(w.event);
+        }
+
+        /* The job's own elapsed time, from its timestamps once it is over. */
+        if (w.watch->finished)
+                (void) refresh_info(&w);
+        end = w.watch->info.finished_usec ?: now_usec(CLOCK_REALTIME);
+        return wait_finish(&w, r, created > 0 && end > created ? end - created : 0);
+}

@@ -1,0 +1,648 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Integration tests of asyncctl against the real asyncd, on a private session bus, with nginx
+serving the flags fixture and a fault server for slow and failing responses.
+
+meson runs it (cli/meson.build) as
+  dbus-run-session -- with-servers.py --nginx FIXTURES --fault 'SLOW:FIXTURES' -- test-asyncctl.py
+Environment: ASYNCCTL and ASYNCD (the binaries), ASYNCD_FIXTURES, ASYNCD_TEST_NGINX_URL,
+ASYNCD_TEST_FAULT_SLOW_URL (from with-servers.py), DBUS_SESSION_BUS_ADDRESS (dbus-run-session).
+The daemon runs with --user on that bus; asyncctl is called with --user. Output is TAP.
+
+Each case names what it checks; a failing case prints the command lines, outputs and the
+daemon's log. Run a subset with: test-asyncctl.py NAME...
+"""
+
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+
+ASYNCCTL = os.environ["ASYNCCTL"]
+ASYNCD = os.environ["ASYNCD"]
+FIXTURES = os.environ["ASYNCD_FIXTURES"]
+NGINX = os.environ["ASYNCD_TEST_NGINX_URL"]
+SLOW = os.environ["ASYNCD_TEST_FAULT_SLOW_URL"]
+BUS = os.environ["DBUS_SESSION_BUS_ADDRESS"]
+COMPLETION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "cli",
+                          "asyncctl.bash-completion")
+
+CODES = open(os.path.join(FIXTURES, "flags", "country_codes.txt")).read().lower().split()
+MISSING = ["aa", "qq", "xx", "zz"]          # no such flag: 404 from nginx
+TRANSCRIPT = []                             # what the current case ran, shown when it fails
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def flag_url(code, base=NGINX, prefix=""):
+    return f"{base}{prefix}/flags/{code}/{code}.gif"
+
+
+def fixture(code):
+    with open(os.path.join(FIXTURES, "flags", code, f"{code}.gif"), "rb") as f:
+        return f.read()
+
+
+def run(*args, input=None, timeout=120, env=None):
+    """asyncctl --user ARGS; returns the CompletedProcess (text)."""
+    argv = [ASYNCCTL, "--user", *args]
+    p = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
+                       env=env)
+    TRANSCRIPT.append((argv, p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def expect(p, code, what):
+    check(p.returncode == code, f"{what}: exit status {p.returncode}, expected {code}")
+
+
+def one_error_line(p, *parts):
+    lines = p.stderr.splitlines()
+    check(len(lines) == 1 and lines[0].startswith("asyncctl: "),
+          f"stderr is one 'asyncctl: ' line: {p.stderr!r}")
+    for part in parts:
+        check(part in lines[0], f"stderr names {part!r}: {lines[0]!r}")
+
+
+def summary(stdout):
+    """The seed's summary as a dict: downloaded, not found, errors, cancelled, elapsed."""
+    s = {"downloaded": None, "not found": 0, "errors": 0, "cancelled": 0, "elapsed": None}
+    lines = stdout.splitlines()
+    check("-" * 20 in lines, f"summary has the dashes line: {stdout!r}")
+    for line in lines[lines.index("-" * 20) + 1:]:
+        m = re.fullmatch(r"(\d+) (downloaded|not found|errors?|cancelled)\.", line)
+        if m:
+            key = "errors" if m.group(2).startswith("error") else m.group(2)
+            s[key] = int(m.group(1))
+            continue
+        m = re.fullmatch(r"Elapsed time: (\d+\.\d\d)s", line)
+        check(m, f"unexpected summary line {line!r}")
+        s["elapsed"] = float(m.group(1))
+    check(s["downloaded"] is not None and s["elapsed"] is not None, f"complete summary: {stdout!r}")
+    return s
+
+
+def job_json(job_id):
+    p = run("status", str(job_id), "--json=short")
+    expect(p, 0, "status --json")
+    (job,) = json.loads(p.stdout)
+    return job
+
+
+def results_json(job_id):
+    p = run("results", str(job_id), "--json=short")
+    expect(p, 0, "results --json")
+    return json.loads(p.stdout)
+
+
+WORK = tempfile.mkdtemp(prefix="asyncctl-test-")   # removed at the end
+
+
+def tmpdir():
+    return tempfile.mkdtemp(dir=WORK)
+
+
+def files_in(d):
+    return sorted(os.listdir(d))
+
+
+def check_files(d, codes):
+    """d holds exactly <cc>.gif for codes, each identical to the fixture (nothing partial)."""
+    check(files_in(d) == sorted(f"{c}.gif" for c in codes),
+          f"{d} holds exactly {len(codes)} flags, has {len(files_in(d))}: {files_in(d)[:8]}…")
+    for c in codes:
+        with open(os.path.join(d, f"{c}.gif"), "rb") as f:
+            check(f.read() == fixture(c), f"{c}.gif is complete and identical to the fixture")
+
+
+def wait_for(cond, timeout=20, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise Failure(f"timed out waiting for {what}")
+
+
+def job_id_of(p):
+    check(re.fullmatch(r"\d+\n", p.stdout), f"--no-wait prints the job id: {p.stdout!r}")
+    return int(p.stdout)
+
+
+def fault_stats(reset=False):
+    with urllib.request.urlopen(f"{SLOW}/_stats{'/reset' if reset else ''}") as r:
+        return json.loads(r.read())
+
+
+# --- cases ----------------------------------------------------------------------------------------
+
+def test_submit_concurrencies():
+    """All 194 flags plus 4 missing codes at -m 1, 5, 50, 194: counts, files, exit 3."""
+    codes = CODES + MISSING
+    for m in (1, 5, 50, 194):
+        d = tmpdir()
+        p = run("submit", "-o", d, "-m", str(m), *[flag_url(c) for c in codes])
+        expect(p, 3, f"-m {m}: some not found")
+        s = summary(p.stdout)
+        check((s["downloaded"], s["not found"], s["errors"]) == (len(CODES), len(MISSING), 0),
+              f"-m {m}: summary {s}")
+        check(p.stderr == "", f"-m {m}: nothing on stderr through a pipe: {p.stderr!r}")
+        check_files(d, CODES)
+    # And with -v: exactly one line per task, even for the whole set at once.
+    d = tmpdir()
+    p = run("submit", "-v", "-o", d, "-m", "100", *[flag_url(c) for c in codes])
+    expect(p, 3, "-v, 198 tasks")
+    lines = p.stdout.splitlines()
+    check(sorted(lines[:lines.index("-" * 20)]) ==
+          sorted([f"{c}.gif ok" for c in CODES] + [f"{c}.gif not found" for c in MISSING]),
+          "one -v line per task, none twice")
+
+
+def test_concurrency_reaches_daemon():
+    """-m 3 against 12 slow URLs: the daemon's job has Concurrency 3 and the server saw 3 at once."""
+    d = tmpdir()
+    fault_stats(reset=True)
+    codes = CODES[:12]
+    p = run("submit", "-o", d, "-m", "3", "--json=short",
+            *[flag_url(c, SLOW, "/delay/200") for c in codes])
+    expect(p, 0, "slow job")
+    job = json.loads(p.stdout)
+    check(job_json(job["id"])["concurrency"] == 3, "Concurrency property is 3")
+    stats = fault_stats()
+    check(stats["max_concurrent"] == 3, f"at most and at least 3 requests at once: {stats}")
+    check_files(d, codes)
+
+
+def test_all_ok_exit_0():
+    d = tmpdir()
+    p = run("submit", "-o", d, *[flag_url(c) for c in CODES[:20]])
+    expect(p, 0, "every task ok")
+    check(summary(p.stdout)["downloaded"] == 20, "20 downloaded.")
+    check("not found" not in p.stdout and "error" not in p.stdout, "zero lines are omitted")
+    check_files(d, CODES[:20])
+
+
+def test_verbose_one_line_per_task():
+    """-v: one line per task, as it completes: 'NAME ok', 'NAME not found', '*** Error for URL: cause'."""
+    d = tmpdir()
+    ok = CODES[:30]
+    err_url = f"{SLOW}/status/503/flags/zw/zw.gif"
+    urls = [flag_url(c) for c in ok] + [flag_url(c) for c in MISSING] + [err_url]
+    p = run("submit", "-v", "-o", d, "-m", "7", *urls)
+    expect(p, 3, "-v with not found and an error")
+    lines = p.stdout.splitlines()
+    task_lines = lines[:lines.index("-" * 20)]
+    check(len(task_lines) == len(urls), f"{len(task_lines)} task lines for {len(urls)} tasks")
+    expected = {f"{c}.gif ok" for c in ok} | {f"{c}.gif not found" for c in MISSING}
+    err_lines = [line for line in task_lines if line.startswith("*** Error for ")]
+    check(set(task_lines) - set(err_lines) == expected, "one ok/not found line per task")
+    check(len(err_lines) == 1 and err_lines[0].startswith(f"*** Error for {err_url}: ")
+          and "503" in err_lines[0], f"error line names URL and cause: {err_lines}")
+    s = summary(p.stdout)
+    check((s["downloaded"], s["not found"], s["errors"]) == (30, 4, 1), f"summary {s}")
+    # The lines come in completion order: the same order as the daemon's seqs.
+    res = results_json(job_id_from_status_newest())
+    names = [r["filename"] if r["status"] == "ok" else None for r in res]
+    printed = [line[:-3] if line.endswith(" ok") else None for line in task_lines]
+    check(names == printed, "-v lines are in completion (seq) order")
+
+
+def job_id_from_status_newest():
+    p = run("status", "--json=short")
+    expect(p, 0, "status --json")
+    return max(j["id"] for j in json.loads(p.stdout))
+
+
+def test_json_matches_job():
+    """submit --json parses and matches status/results --json of the same job."""
+    d = tmpdir()
+    urls = [flag_url(c) for c in CODES[:10]] + [flag_url("xx")]
+    p = run("submit", "--json=short", "--name", "json-job", "-o", d, *urls)
+    expect(p, 3, "json job with one not found")
+    check(p.stdout.count("\n") == 1, "--json=short is one line")
+    job = json.loads(p.stdout)
+    check(job["state"] == "done" and job["total"] == 11 and job["ok"] == 10 and job["not_found"] == 1,
+          f"json counts: {job}")
+    check(job["name"] == "json-job", "name in json")
+    check([r["seq"] for r in job["results"]] == list(range(11)), "results in seq order, each once")
+    check(sorted(r["index"] for r in job["results"]) == list(range(11)), "every task has a result")
+    for r in job["results"]:
+        check(r["url"] == urls[r["index"]], "url of each result is the submitted one")
+    status = job_json(job["id"])
+    for k in ("id", "name", "state", "total", "ok", "not_found", "error", "cancelled"):
+        check(status[k] == job[k], f"status --json {k}: {status[k]} == {job[k]}")
+    check(status["done"] == 11 and status["path"] == job["path"], "status path and done")
+    replay = results_json(job["id"])
+    check(replay == [{k: v for k, v in r.items() if k != "url"} for r in job["results"]],
+          "results --json equals the submitted job's results")
+    pretty = run("status", str(job["id"]), "--json=pretty")
+    check(json.loads(pretty.stdout) == [status] and pretty.stdout.count("\n") > 5, "--json=pretty")
+    listing = run("status", "--json=short")
+    check(any(j["id"] == job["id"] and j["state"] == "done" for j in json.loads(listing.stdout)),
+          "status --json lists the job")
+
+
+def test_exit_codes():
+    d = tmpdir()
+    ok = run("submit", "-q", "-o", d, flag_url("br"))
+    expect(ok, 0, "all ok")
+    check(ok.stdout == "" and ok.stderr == "", "-q prints nothing")
+
+    usage = run("submit", "-o", d, "--bogus", flag_url("br"))
+    expect(usage, 1, "unknown option")
+    one_error_line(usage, "--bogus")
+
+    nodir = run("submit", "-o", "/nope", flag_url("br"))
+    expect(nodir, 1, "missing directory")
+    one_error_line(nodir, "cannot open directory /nope: No such file or directory")
+
+    nourl = run("submit", "-o", d)
+    expect(nourl, 1, "no URL")
+    one_error_line(nourl, "submit")
+
+    badm = run("submit", "-m", "0", flag_url("br"))
+    expect(badm, 1, "-m 0")
+    one_error_line(badm, "concurrency")
+
+    nobus = subprocess.run([ASYNCCTL, "--bus-address=unix:path=/nonexistent/bus", "status"],
+                           capture_output=True, text=True)
+    TRANSCRIPT.append(("--bus-address=unix:path=/nonexistent/bus status", nobus.returncode,
+                       nobus.stdout, nobus.stderr))
+    expect(nobus, 1, "no bus")
+    one_error_line(nobus, "cannot connect to the bus at unix:path=/nonexistent/bus")
+
+    refused = run("submit", "-o", d, flag_url("br"), "file:///etc/passwd")
+    expect(refused, 2, "file:// URL")
+    one_error_line(refused, "refused", 'task 1: unsupported URL scheme "file"')
+
+    dup = run("submit", "-o", d, flag_url("br"), flag_url("br"))
+    expect(dup, 2, "two tasks with one file name")
+    one_error_line(dup, "refused")
+
+    too_many = run("submit", "-o", d, "-m", "5000", flag_url("br"))
+    expect(too_many, 2, "concurrency over the daemon's limit")
+    one_error_line(too_many, "refused")
+
+    nf = run("submit", "-o", d, "--overwrite", flag_url("br"), flag_url("xx"))
+    expect(nf, 3, "not found")
+
+    exists = run("submit", "-o", d, flag_url("br"))
+    expect(exists, 3, "existing file without --overwrite is an error")
+    check(summary(exists.stdout)["errors"] == 1, "1 error.")
+
+    nojob = run("status", "999999")
+    expect(nojob, 1, "no such job")
+    one_error_line(nojob, "999999")
+
+    # 4: cancelled by someone else while we wait.
+    d2 = tmpdir()
+    proc = subprocess.Popen([ASYNCCTL, "--user", "submit", "-o", d2, "-m", "2", "--name", "to-cancel",
+                             *[flag_url(c, SLOW, "/delay/2000") for c in CODES[:6]]],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: any(j["name"] == "to-cancel" for j in json.loads(run("status", "--json=short").stdout)),
+             what="the job to appear")
+    (job,) = [j for j in json.loads(run("status", "--json=short").stdout) if j["name"] == "to-cancel"]
+    c = run("cancel", str(job["id"]))
+    expect(c, 0, "cancel")
+    check(c.stdout == "", "cancel prints nothing")
+    out, err = proc.communicate(timeout=30)
+    TRANSCRIPT.append(("submit (cancelled by another client)", proc.returncode, out, err))
+    check(proc.returncode == 4, f"job cancelled by another client: exit {proc.returncode}, expected 4")
+    check(summary(out)["cancelled"] == 6, "6 cancelled.")
+    check(files_in(d2) == [], "nothing left behind")
+
+
+def test_watch_replays_after_the_fact():
+    """watch on a finished job replays every result (-v lines, summary, json) and exits like submit."""
+    d = tmpdir()
+    urls = [flag_url(c) for c in CODES[:25]] + [flag_url(c) for c in MISSING[:2]]
+    p = run("submit", "--no-wait", "-o", d, *urls)
+    expect(p, 0, "--no-wait")
+    job_id = job_id_of(p)
+    wait_for(lambda: job_json(job_id)["state"] == "done", what="job done")
+
+    w = run("watch", "-v", str(job_id))
+    expect(w, 3, "watch of a job with not found tasks")
+    lines = w.stdout.splitlines()
+    task_lines = lines[:lines.index("-" * 20)]
+    res = results_json(job_id)
+    check(len(task_lines) == len(res) == 27, f"watch -v replays all 27 results: {len(task_lines)}")
+    check(sum(line.endswith(" ok") for line in task_lines) == 25, "25 ok lines")
+    # Without the task list, not found results are named by task index.
+    check(sorted(line for line in task_lines if "not found" in line) == ["task #25 not found", "task #26 not found"],
+          "not found lines name the task")
+    s = summary(w.stdout)
+    check((s["downloaded"], s["not found"]) == (25, 2), f"summary {s}")
+
+    wj = run("watch", "--json=short", str(job_id))
+    expect(wj, 3, "watch --json")
+    doc = json.loads(wj.stdout)
+    check(doc["results"] == res and doc["state"] == "done" and doc["id"] == job_id, "watch --json equals results")
+
+    table = run("results", str(job_id))
+    expect(table, 0, "results")
+    rows = table.stdout.splitlines()
+    check(rows[0].split()[:3] == ["SEQ", "INDEX", "STATUS"] and rows[-1] == "27 results.", "results table")
+    bare = run("results", "--no-legend", str(job_id))
+    check(len(bare.stdout.splitlines()) == 27, "--no-legend: only the rows")
+
+
+def test_watch_live():
+    """watch attached to a running job streams every result exactly once, then exits 0."""
+    d = tmpdir()
+    codes = CODES[:16]
+    p = run("submit", "--no-wait", "-o", d, "-m", "4", *[flag_url(c, SLOW, "/delay/300") for c in codes])
+    job_id = job_id_of(p)
+    w = run("watch", "-v", str(job_id))
+    expect(w, 0, "watch until done")
+    lines = w.stdout.splitlines()
+    task_lines = lines[:lines.index("-" * 20)]
+    check(sorted(task_lines) == sorted(f"{c}.gif ok" for c in codes), f"each result once: {task_lines}")
+    check_files(d, codes)
+
+
+def test_ctrl_c_cancels():
+    """SIGINT while waiting: the job is cancelled, final results shown, exit 130, no partial files."""
+    d = tmpdir()
+    fast = CODES[:3]
+    slow = CODES[3:9]
+    urls = [flag_url(c) for c in fast] + [flag_url(c, SLOW, "/trickle/20") for c in slow]
+    proc = subprocess.Popen([ASYNCCTL, "--user", "submit", "-v", "-o", d, "-m", "9", *urls],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: len(files_in(d)) >= len(fast) or proc.poll() is not None, what="the fast flags")
+    time.sleep(0.5)                 # the slow ones are trickling now
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    TRANSCRIPT.append(("submit + SIGINT", proc.returncode, out, err))
+    check(proc.returncode == 130, f"exit {proc.returncode}, expected 130")
+    s = summary(out)
+    check((s["downloaded"], s["cancelled"]) == (3, 6), f"3 downloaded, 6 cancelled: {s}")
+    check(sum(line.endswith(" cancelled") for line in out.splitlines()) == 6, "a line per cancelled task")
+    check("Cancelling job" in err, f"says it cancels: {err!r}")
+    check_files(d, fast)            # only the complete ones: no partial or temporary file
+    job_id = job_id_from_status_newest()
+    check(job_json(job_id)["state"] == "cancelled", "the job is cancelled")
+
+
+def test_ctrl_c_during_watch_detaches():
+    """SIGINT during watch detaches (exit 130) and leaves the job running."""
+    d = tmpdir()
+    p = run("submit", "--no-wait", "-o", d, "-m", "1", *[flag_url(c, SLOW, "/delay/500") for c in CODES[:6]])
+    job_id = job_id_of(p)
+    proc = subprocess.Popen([ASYNCCTL, "--user", "watch", str(job_id)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.7)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    TRANSCRIPT.append(("watch + SIGINT", proc.returncode, out, err))
+    check(proc.returncode == 130, f"exit {proc.returncode}, expected 130")
+    check("Detached" in err, f"says it detached: {err!r}")
+    check(job_json(job_id)["state"] == "running", "the job still runs")
+    w = run("watch", str(job_id))
+    expect(w, 0, "the job completes anyway")
+    check_files(d, CODES[:6])
+
+
+def test_input_file_and_stdin():
+    d = tmpdir()
+    listing = os.path.join(d, "..", os.path.basename(d) + ".txt")
+    with open(listing, "w") as f:
+        f.write("# flags with names\n\n")
+        f.write(f"{flag_url('br')} brasil.gif\n")
+        f.write(f"  {flag_url('fr')}\n")
+        f.write(f"{flag_url('ci')}  Côte d'Ivoire.gif  \n")
+    p = run("submit", "-o", d, "-i", listing, flag_url("de"))
+    expect(p, 0, "-i FILE plus an argument")
+    check(files_in(d) == sorted(["brasil.gif", "fr.gif", "Côte d'Ivoire.gif", "de.gif"]), f"names: {files_in(d)}")
+
+    d2 = tmpdir()
+    p = run("submit", "-v", "-o", d2, "-i", "-", input="\n".join(flag_url(c) for c in CODES[:5]) + "\n")
+    expect(p, 0, "-i - (stdin)")
+    check_files(d2, CODES[:5])
+
+    bad = run("submit", "-i", "/nonexistent/list")
+    expect(bad, 1, "missing list")
+    one_error_line(bad, "/nonexistent/list")
+
+
+def test_options_reach_daemon():
+    """--name, --timeout, --max-bytes, --overwrite, --fsync, --connect-timeout are sent and honoured."""
+    d = tmpdir()
+    p = run("submit", "-v", "-o", d, "--timeout", "300ms", "--connect-timeout", "5",
+            flag_url("br", SLOW, "/delay/2000"), flag_url("fr"))
+    expect(p, 3, "one task times out")
+    check(any(line.startswith(f"*** Error for {flag_url('br', SLOW, '/delay/2000')}: ") for line in p.stdout.splitlines()),
+          f"the timed-out task is an error: {p.stdout!r}")
+
+    p = run("submit", "-v", "-o", d, "--max-bytes", "1K", flag_url("de"))
+    expect(p, 3, "--max-bytes 1K")
+    check("de.gif" not in files_in(d), "no file over the size limit")
+
+    with open(os.path.join(d, "fr.gif"), "wb") as f:
+        f.write(b"old")
+    p = run("submit", "-o", d, "--overwrite", "--fsync", "--name", "opts", flag_url("fr"))
+    expect(p, 0, "--overwrite --fsync")
+    check(open(os.path.join(d, "fr.gif"), "rb").read() == fixture("fr"), "file replaced")
+    check(job_json(job_id_from_status_newest())["name"] == "opts", "--name")
+
+
+def test_status_table():
+    d = tmpdir()
+    p = run("submit", "--no-wait", "--name", "table-job", "-o", d, flag_url("br"))
+    job_id = job_id_of(p)
+    wait_for(lambda: job_json(job_id)["state"] == "done", what="job done")
+    t = run("status")
+    expect(t, 0, "status")
+    lines = t.stdout.splitlines()
+    check(lines[0].split() == ["ID", "NAME", "STATE", "DONE/TOTAL", "OK", "NOTFOUND", "ERRORS", "CANCELLED", "AGE"],
+          f"header: {lines[0]!r}")
+    check(re.fullmatch(r"\d+ jobs? listed\.", lines[-1]), f"legend: {lines[-1]!r}")
+    row = [line for line in lines if " table-job " in line]
+    check(len(row) == 1 and re.match(rf"\s*{job_id}\s+table-job\s+done\s+1/1\s+1\s+0\s+0\s+0\s+\d+s$", row[0]),
+          f"row: {row}")
+    nl = run("status", "--no-legend")
+    check(not nl.stdout.startswith("ID") and "listed" not in nl.stdout, "--no-legend")
+    details = run("status", str(job_id))
+    expect(details, 0, "status ID")
+    check(details.stdout.startswith(f'Job {job_id} "table-job"\n') and "State: done" in details.stdout
+          and "1/1 done: 1 ok" in details.stdout, f"details: {details.stdout!r}")
+
+
+def test_bus_address_option():
+    p = subprocess.run([ASYNCCTL, f"--bus-address={BUS}", "status", "--json=short"],
+                       capture_output=True, text=True)
+    TRANSCRIPT.append(("--bus-address status", p.returncode, p.stdout, p.stderr))
+    expect(p, 0, "--bus-address")
+    check(isinstance(json.loads(p.stdout), list), "a job list")
+    s = subprocess.run([ASYNCCTL, "--system", "status"], capture_output=True, text=True,
+                       env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/sys"})
+    check(s.returncode == 1 and "cannot connect to the system bus" in s.stderr, f"--system: {s.stderr!r}")
+
+
+def run_in_terminal(argv, timeout=60):
+    """Runs argv with stdout and stderr on a pseudo-terminal; returns (status, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ["TERM"] = "xterm"
+        os.environ["COLUMNS"] = "100"
+        os.environ["LC_ALL"] = "C.UTF-8"
+        os.execv(argv[0], argv)
+    out = b""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_terminal_shows_progress_bar():
+    """On a terminal (script(1)) the tqdm-like bar and spinner show; through a pipe they do not."""
+    d = tmpdir()
+    urls = [flag_url(c, SLOW, "/delay/400") for c in CODES[:12]]
+    script = shutil.which("script")
+    check(script, "script(1) from util-linux is installed")
+    cmd = " ".join([ASYNCCTL, "--user", "submit", "-o", d, "-m", "4", *urls])
+    p = subprocess.run([script, "-qefc", cmd, "/dev/null"], capture_output=True, timeout=60,
+                       env={**os.environ, "TERM": "xterm", "COLUMNS": "100", "LC_ALL": "C.UTF-8"})
+    # Bytes, decoded by hand: text mode would turn the bar's "\r" into "\n".
+    p.stdout, p.stderr = p.stdout.decode(), p.stderr.decode()
+    TRANSCRIPT.append((["script", "-qefc", cmd], p.returncode, p.stdout, p.stderr))
+    expect(p, 0, "submit on a terminal")
+    check(re.search(r"100%\|[█]+\| 12/12 \[\d\d:\d\d<00:00, +\d+\.\d\dit/s", p.stdout),
+          "the final bar: 100%|███| 12/12 [00:01<00:00, 7.50it/s…]")
+    check(re.search(r"\d+%\|[█▏▎▍▌▋▊▉ ]+\| [1-9]\d*/12 ", p.stdout), "intermediate bars")
+    check("Waiting for the first result" in p.stdout, "the spinner while nothing is done")
+    check("\r" in p.stdout and "Submitted job" in p.stdout, "redrawn in place, with the hint")
+    check("12 downloaded." in p.stdout, "summary after the bar")
+
+    d2 = tmpdir()
+    piped = run("submit", "-o", d2, "-m", "4", *urls)
+    expect(piped, 0, "submit through a pipe")
+    check(piped.stderr == "" and "\r" not in piped.stdout and "it/s" not in piped.stdout,
+          "no bar, spinner or control characters through a pipe")
+    check(piped.stdout.startswith("-" * 20), "only the summary")
+
+    # A terminal on stdout and stderr, but -v: lines instead of the bar, coloured.
+    d3 = tmpdir()
+    status, out = run_in_terminal([ASYNCCTL, "--user", "submit", "-v", "-o", d3, flag_url("br"), flag_url("xx")])
+    check(status == 3, f"-v on a terminal: exit {status}")
+    check("br.gif \x1b[0;32mok\x1b[0m" in out and "it/s" not in out, f"coloured -v lines, no bar: {out!r}")
+
+
+def test_completion():
+    """Bash completion offers verbs, options and the daemon's job ids."""
+    d = tmpdir()
+    job_id = job_id_of(run("submit", "--no-wait", "-o", d, flag_url("br")))
+    script = f"""
+source /usr/share/bash-completion/bash_completion
+source {COMPLETION}
+asyncctl() {{ {ASYNCCTL} "$@"; }}
+t() {{ COMP_WORDS=("$@"); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); COMP_LINE="$*"; COMP_POINT=${{#COMP_LINE}};
+      COMPREPLY=(); _asyncctl 2>/dev/null; echo "${{COMPREPLY[*]}}"; }}
+t asyncctl ''
+t asyncctl submit --conc
+t asyncctl --user cancel ''
+"""
+    p = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    TRANSCRIPT.append(("bash completion", p.returncode, p.stdout, p.stderr))
+    lines = p.stdout.splitlines()
+    check(len(lines) == 3, f"three completions: {lines}")
+    check(lines[0].split() == ["submit", "status", "cancel", "watch", "results", "help"], "verbs")
+    check(lines[1] == "--concurrency=", "options")
+    check(str(job_id) in lines[2].split(), f"job ids: {lines[2]!r}")
+
+
+CASES = [
+    test_submit_concurrencies,
+    test_concurrency_reaches_daemon,
+    test_all_ok_exit_0,
+    test_verbose_one_line_per_task,
+    test_json_matches_job,
+    test_exit_codes,
+    test_watch_replays_after_the_fact,
+    test_watch_live,
+    test_ctrl_c_cancels,
+    test_ctrl_c_during_watch_detaches,
+    test_input_file_and_stdin,
+    test_options_reach_daemon,
+    test_status_table,
+    test_bus_address_option,
+    test_terminal_shows_progress_bar,
+    test_completion,
+]
+
+
+def start_daemon(log):
+    d = subprocess.Popen([ASYNCD, "--user", "--log-level=debug"], stdout=log, stderr=log)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        if d.poll() is not None:
+            raise Failure(f"asyncd exited with {d.returncode}")
+        p = subprocess.run([ASYNCCTL, "--user", "status"], capture_output=True)
+        if p.returncode == 0:
+            return d
+        time.sleep(0.1)
+    raise Failure("asyncd did not come up on the bus")
+
+
+def main():
+    selected = [c for c in CASES if not sys.argv[1:] or c.__name__ in sys.argv[1:]]
+    log = tempfile.NamedTemporaryFile(prefix="asyncd-", suffix=".log", delete=False)
+    daemon = start_daemon(log)
+    failed = 0
+    print(f"1..{len(selected)}", flush=True)
+    try:
+        for i, case in enumerate(selected, 1):
+            TRANSCRIPT.clear()
+            t0 = time.monotonic()
+            try:
+                case()
+                print(f"ok {i} - {case.__name__} ({time.monotonic() - t0:.1f}s)", flush=True)
+            except Exception as e:  # noqa: BLE001 - report every kind of failure
+                failed += 1
+                print(f"not ok {i} - {case.__name__}: {e}", flush=True)
+                if not isinstance(e, Failure):
+                    print("# " + traceback.format_exc().replace("\n", "\n# "))
+                for argv, rc, out, err in TRANSCRIPT[-4:]:
+                    print(f"#   $ {argv if isinstance(argv, str) else ' '.join(map(str, argv))[:300]}\n"
+                          f"#   -> {rc}\n#   stdout: {out[-1500:]!r}\n#   stderr: {err[-800:]!r}")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        if failed:
+            log.seek(0)
+            print("# asyncd log (tail):\n# " + log.read().decode(errors="replace")[-4000:].replace("\n", "\n# "))
+        os.unlink(log.name)
+        shutil.rmtree(WORK, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
