@@ -2,11 +2,13 @@
 /* curl-glue: drives one libcurl multi handle from an sd-event loop (io + timer sources, no threads).
  *
  * curl tells us which sockets to watch (socket callback) and when to wake it (timer callback); we
- * map those onto sd-event io and time sources and call curl_multi_socket_action() when they fire.
+ * keep the sockets in a private epoll set watched by one sd-event io source, map the timer onto
+ * an sd-event time source, and call curl_multi_socket_action() when they fire.
  * Finished transfers are collected from curl_multi_info_read() in a one-shot defer source, so
  * completion callbacks never run inside curl and may freely start or stop other transfers. */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 
 #include "curl-glue.h"
 #include "log.h"
@@ -17,6 +19,8 @@
 struct CurlGlue {
         sd_event *event;
         CURLM *multi;
+        int epoll_fd;                   /* every socket curl asked us to watch */
+        sd_event_source *sockets;
         sd_event_source *timer;
         sd_event_source *defer;
         curl_glue_done_t on_done;
@@ -32,63 +36,66 @@ static bool loop_finished(CurlGlue *g) {
         return sd_event_get_state(g->event) == SD_EVENT_FINISHED;
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+/* One sd-event source watches our private epoll set of all curl sockets. When it fires, every
+ * ready socket is handed to curl in one go: with a hundred busy connections that is one loop
+ * iteration instead of a hundred (sd-event dispatches one source per iteration). */
+static int on_sockets(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         CurlGlue *g = userdata;
-        int action = 0, running;
+        struct epoll_event events[256];
+        int n, running;
 
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                action |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                action |= CURL_CSELECT_OUT;
-        if (revents & EPOLLERR)
-                action |= CURL_CSELECT_ERR;
+        for (unsigned round = 0; round < 4; round++) {
+                n = epoll_wait(g->epoll_fd, events, ELEMENTSOF(events), 0);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return log_debug_errno(errno, "epoll_wait() on curl sockets failed: %m");
+                }
+                for (int i = 0; i < n; i++) {
+                        uint32_t ev = events[i].events;
+                        int action = 0;
 
-        if (curl_multi_socket_action(g->multi, fd, action, &running) != CURLM_OK)
-                log_debug("curl_multi_socket_action() failed on fd %i.", fd);
-        g->running = running;
+                        if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                                action |= CURL_CSELECT_IN;
+                        if (ev & EPOLLOUT)
+                                action |= CURL_CSELECT_OUT;
+                        if (ev & EPOLLERR)
+                                action |= CURL_CSELECT_ERR;
+                        if (curl_multi_socket_action(g->multi, events[i].data.fd, action, &running) != CURLM_OK)
+                                log_debug("curl_multi_socket_action() failed on fd %i.", events[i].data.fd);
+                        g->running = running;
+                }
+                if (n < (int) ELEMENTSOF(events))
+                        break;
+        }
         return sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
 }
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
         CurlGlue *g = userp;
-        sd_event_source *io = socketp;
-        uint32_t events = 0;
-        int r;
-
-        if (loop_finished(g))
-                return 0;
+        struct epoll_event ev = { .data.fd = fd };
 
         if (what == CURL_POLL_REMOVE) {
-                if (io) {
-                        (void) curl_multi_assign(g->multi, fd, NULL);
-                        sd_event_source_disable_unref(io);
-                }
+                /* curl may already have closed it, which removed it from the set: ignore that. */
+                (void) epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+                (void) curl_multi_assign(g->multi, fd, NULL);
                 return 0;
         }
 
         if (what & CURL_POLL_IN)
-                events |= EPOLLIN;
+                ev.events |= EPOLLIN;
         if (what & CURL_POLL_OUT)
-                events |= EPOLLOUT;
+                ev.events |= EPOLLOUT;
 
-        if (io) {
-                r = sd_event_source_set_io_events(io, events);
-                if (r < 0)
-                        return -1;
-                return sd_event_source_set_enabled(io, SD_EVENT_ON) < 0 ? -1 : 0;
-        }
-
-        r = sd_event_add_io(g->event, &io, fd, events, on_io, g);
-        if (r < 0) {
-                log_debug_errno(r, "Failed to watch curl socket %i: %m", fd);
+        /* socketp marks sockets already in the set. */
+        if (socketp && epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, fd, &ev) >= 0)
+                return 0;
+        if (epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+            (errno != EEXIST || epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0)) {
+                log_debug_errno(errno, "Failed to watch curl socket %i: %m", fd);
                 return -1;
         }
-        (void) sd_event_source_set_description(io, "curl-io");
-        if (curl_multi_assign(g->multi, fd, io) != CURLM_OK) {
-                sd_event_source_disable_unref(io);
-                return -1;
-        }
-        return 0;
+        return curl_multi_assign(g->multi, fd, g) == CURLM_OK ? 0 : -1;
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -112,8 +119,9 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
         if (timeout_ms < 0)
                 return sd_event_source_set_enabled(g->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
 
-        /* Round up so curl never wakes up a hair before its deadline and spins. */
-        usec = (uint64_t) timeout_ms * USEC_PER_MSEC + USEC_PER_MSEC - 1;
+        /* 0 means "act now", e.g. to start a new transfer: no delay then. Otherwise round up so
+         * curl never wakes up a hair before its deadline and spins. */
+        usec = timeout_ms == 0 ? 0 : (uint64_t) timeout_ms * USEC_PER_MSEC + USEC_PER_MSEC - 1;
         r = sd_event_source_set_time_relative(g->timer, usec);
         if (r < 0)
                 return -1;
@@ -157,12 +165,21 @@ int curl_glue_new(CurlGlue **ret, sd_event *event, curl_glue_done_t on_done, voi
         if (!g)
                 return -ENOMEM;
         g->event = sd_event_ref(event);
+        g->epoll_fd = -EBADF;
         g->on_done = on_done;
         g->userdata = userdata;
 
         g->multi = curl_multi_init();
         if (!g->multi)
                 return -ENOMEM;
+
+        g->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (g->epoll_fd < 0)
+                return negative_errno();
+        r = sd_event_add_io(event, &g->sockets, g->epoll_fd, EPOLLIN, on_sockets, g);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(g->sockets, "curl-sockets");
 
         r = sd_event_add_time(event, &g->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, g);
         if (r < 0)
@@ -203,6 +220,8 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
                 (void) curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, NULL);
                 curl_multi_cleanup(g->multi);
         }
+        sd_event_source_disable_unref(g->sockets);
+        safe_close(g->epoll_fd);
         sd_event_source_disable_unref(g->timer);
         sd_event_source_disable_unref(g->defer);
         sd_event_unref(g->event);

@@ -27,6 +27,7 @@ struct DiskPool {
         ListLink queued;        /* guarded by lock */
         ListLink completed;     /* guarded by lock */
         bool stopping;          /* guarded by lock */
+        unsigned n_idle;        /* guarded by lock: workers waiting for work */
 
         pthread_t *threads;
         unsigned n_threads;
@@ -43,8 +44,11 @@ static void *worker(void *userdata) {
                 DiskOp *op;
                 uint64_t delay;
 
-                while (list_is_empty(&p->queued) && !p->stopping)
+                while (list_is_empty(&p->queued) && !p->stopping) {
+                        p->n_idle++;
                         pthread_cond_wait(&p->cond, &p->lock);
+                        p->n_idle--;
+                }
                 l = list_first(&p->queued);
                 if (!l)
                         break; /* stopping and nothing left */
@@ -176,7 +180,9 @@ void disk_pool_submit(DiskPool *p, DiskOp *op) {
         p->pending++;
         pthread_mutex_lock(&p->lock);
         list_append(&p->queued, &op->link);
-        pthread_cond_signal(&p->cond);
+        /* A busy worker picks the op up when it is done; only sleeping ones need a wake-up. */
+        if (p->n_idle > 0)
+                pthread_cond_signal(&p->cond);
         pthread_mutex_unlock(&p->lock);
 }
 

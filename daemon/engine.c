@@ -20,7 +20,7 @@ static void on_curl_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdat
 static int on_schedule(sd_event_source *s, void *userdata) {
         Engine *e = userdata;
 
-        while (e->active < e->max_transfers) {
+        while (e->active < e->max_transfers && e->committing < ENGINE_COMMIT_BACKLOG_MAX) {
                 ListLink *l = list_first(&e->runnable);
                 Job *j;
 

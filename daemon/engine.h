@@ -11,6 +11,10 @@
 
 typedef struct Job Job;
 
+/* New transfers wait while this many finished ones still have their files on the disk pool:
+ * their bodies sit in memory until written, so a slow disk must slow the network down. */
+#define ENGINE_COMMIT_BACKLOG_MAX 256U
+
 typedef struct EngineConfig {
         unsigned max_transfers;         /* global cap on transfers on the wire, all jobs */
         unsigned disk_threads;
@@ -26,6 +30,7 @@ typedef struct Engine {
         ListLink runnable;              /* jobs with waiting tasks and a free slot of their own */
         unsigned max_transfers;
         unsigned active;                /* transfers on the wire */
+        unsigned committing;            /* off the wire, file still being written on the pool */
         unsigned n_jobs;
 } Engine;
 

@@ -28,6 +28,7 @@ struct Transfer {
         char *failure;                  /* our own reason to fail (size limit, disk) */
         bool paused;
         bool cancelled;
+        bool committing;                /* counted in engine->committing */
 
         char reason[64];                /* reason phrase of the last status line */
         char errbuf[CURL_ERROR_SIZE];
@@ -72,6 +73,10 @@ static void finish(Transfer *t, TaskStatus status, const char *error) {
         uint64_t bytes = status == TASK_OK && t->writer ? file_writer_size(t->writer) : 0;
         _cleanup_free_ char *message = error ? strdup(error) : NULL;
 
+        if (t->committing) {
+                j->engine->committing--;
+                engine_wake_scheduler(j->engine);
+        }
         transfer_free(t);
         job_record_result(j, index, status, code, bytes, message);
 }
@@ -293,6 +298,8 @@ void transfer_on_curl_done(CURL *easy, CURLcode code) {
                         finish(t, TASK_ERROR, strerror(-r));
                         return;
                 }
+                t->committing = true;
+                t->job->engine->committing++;
                 file_writer_commit(t->writer);
         } else if (t->writer)
                 file_writer_abort(t->writer);
