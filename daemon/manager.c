@@ -11,14 +11,24 @@
 #include "log.h"
 #include "manager.h"
 
+static const char *plural(unsigned n, const char *one, const char *many) {
+        return n == 1 ? one : many;
+}
+
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
-        unsigned n_jobs = 0;
+        unsigned n_jobs = 0, kept;
 
         LIST_FOREACH(&m->jobs, it, tmp)
                 n_jobs++;
-        (void) sd_notifyf(false, "STATUS=%u running jobs, %u finished jobs kept, %u transfers on the wire",
-                          m->n_running, n_jobs - m->n_running, m->engine->active);
+        kept = n_jobs - m->n_running;
+        if (n_jobs == 0)
+                (void) sd_notify(false, "STATUS=Ready, no jobs.");
+        else
+                (void) sd_notifyf(false, "STATUS=%u running %s, %u finished %s kept, %u %s on the wire",
+                                  m->n_running, plural(m->n_running, "job", "jobs"), kept,
+                                  plural(kept, "job", "jobs"), m->engine->active,
+                                  plural(m->engine->active, "transfer", "transfers"));
         /* While jobs run the transfer count changes all the time: refresh once a second. */
         if (m->n_running > 0) {
                 (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);

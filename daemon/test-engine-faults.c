@@ -334,7 +334,8 @@ static void test_loop_runs_while_pool_is_slow(void **state) {
         assert_int_equal(j->counts[TASK_OK], 40);
         /* 40 operations of 250 ms on 4 threads take >= 2.5 s; the 10 ms ticker never stalled. */
         assert_true(end - start >= 2400 * USEC_PER_MSEC);
-        assert_true(k.max_gap < 100 * USEC_PER_MSEC);
+        /* A loop waiting on the pool would show gaps of 250 ms; allow for a loaded machine. */
+        assert_true(k.max_gap < 200 * USEC_PER_MSEC);
         sd_event_source_disable_unref(tick);
         job_free(j);
         test_run_done(&t);
