@@ -220,39 +220,37 @@ fail:
         return r;
 }
 
-static BusJob *find_job_or_fail(Manager *m, uint64_t id, sd_bus_error *error) {
-        BusJob *bj = manager_find_job(m, id);
-
-        if (!bj)
-                sd_bus_error_setf(error, ERROR_NO_SUCH_JOB, "no job with id %" PRIu64, id);
-        return bj;
-}
-
-static int method_cancel_job(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+/* Reads the job id argument and looks the job up; NoSuchJob if there is none. */
+static int read_job(sd_bus_message *message, Manager *m, BusJob **ret, sd_bus_error *error) {
         uint64_t id;
-        BusJob *bj;
         int r;
 
         r = sd_bus_message_read(message, "t", &id);
         if (r < 0)
                 return r;
-        bj = find_job_or_fail(userdata, id, error);
-        if (!bj)
-                return -ENOENT;
+        *ret = manager_find_job(m, id);
+        if (!*ret)
+                return sd_bus_error_setf(error, ERROR_NO_SUCH_JOB, "no job with id %" PRIu64, id);
+        return 0;
+}
+
+static int method_cancel_job(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        BusJob *bj;
+        int r;
+
+        r = read_job(message, userdata, &bj, error);
+        if (r < 0)
+                return r;
         return bus_job_cancel(bj, message, error);
 }
 
 static int method_get_job(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        uint64_t id;
         BusJob *bj;
         int r;
 
-        r = sd_bus_message_read(message, "t", &id);
+        r = read_job(message, userdata, &bj, error);
         if (r < 0)
                 return r;
-        bj = find_job_or_fail(userdata, id, error);
-        if (!bj)
-                return -ENOENT;
         return sd_bus_reply_method_return(message, "o", bj->path);
 }
 
