@@ -235,21 +235,21 @@ static int read_job(sd_bus_message *message, Manager *m, BusJob **ret, sd_bus_er
 }
 
 static int method_cancel_job(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        BusJob *bj;
+        BusJob *bj = NULL;
         int r;
 
         r = read_job(message, userdata, &bj, error);
-        if (r < 0)
+        if (r < 0 || !bj)
                 return r;
         return bus_job_cancel(bj, message, error);
 }
 
 static int method_get_job(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        BusJob *bj;
+        BusJob *bj = NULL;
         int r;
 
         r = read_job(message, userdata, &bj, error);
-        if (r < 0)
+        if (r < 0 || !bj)
                 return r;
         return sd_bus_reply_method_return(message, "o", bj->path);
 }
