@@ -305,6 +305,44 @@ static int method_get_results(sd_bus_message *message, void *userdata, sd_bus_er
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* An extension of the published API: the (URL, file name) of each task by index, so a client that
+ * attached later can name tasks in results (file names as derived by the daemon). */
+static int method_get_tasks(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        BusJob *bj = userdata;
+        uint32_t cursor, max, to;
+        int r;
+
+        r = sd_bus_message_read(message, "uu", &cursor, &max);
+        if (r < 0)
+                return r;
+        r = bus_job_check_access(bj, message, error);
+        if (r < 0)
+                return r;
+
+        max = MIN(max, GET_RESULTS_MAX);
+        cursor = MIN(cursor, bj->job->n_tasks);
+        to = cursor + MIN(max, bj->job->n_tasks - cursor);
+
+        r = sd_bus_message_new_method_return(message, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ss)");
+        if (r < 0)
+                return r;
+        for (uint32_t i = cursor; i < to; i++) {
+                r = sd_bus_message_append(reply, "(ss)", bj->job->tasks[i].url, bj->job->tasks[i].filename);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "u", to);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 #define DEFINE_COUNTER_GETTER(fn, expr)                                                                 \
         static int fn(sd_bus *bus, const char *path, const char *interface, const char *property,      \
                       sd_bus_message *reply, void *userdata, sd_bus_error *error) {                     \
@@ -351,6 +389,10 @@ const sd_bus_vtable bus_job_vtable[] = {
                                 SD_BUS_ARGS("u", cursor, "u", max),
                                 SD_BUS_RESULT("a(uusutss)", results, "u", next_cursor),
                                 method_get_results, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetTasks",
+                                SD_BUS_ARGS("u", cursor, "u", max),
+                                SD_BUS_RESULT("a(ss)", tasks, "u", next_cursor),
+                                method_get_tasks, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("Completed", SD_BUS_ARGS("a(uusutss)", results), 0),
         SD_BUS_SIGNAL_WITH_ARGS("Finished",
                                 SD_BUS_ARGS("s", state, "u", ok, "u", not_found, "u", error, "u", cancelled), 0),

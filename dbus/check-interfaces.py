@@ -55,6 +55,9 @@ API_V1 = {
             'Cancel': ([], [], []),
             'GetResults': (['u', 'u'], ['a(uusutss)', 'u'],
                            ['cursor', 'max', 'results', 'next_cursor']),
+            # Compatible extension of the spec (a new method).
+            'GetTasks': (['u', 'u'], ['a(ss)', 'u'],
+                         ['cursor', 'max', 'tasks', 'next_cursor']),
         },
         'signals': {
             'Completed': (['a(uusutss)'], ['results']),

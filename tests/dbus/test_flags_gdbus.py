@@ -80,6 +80,15 @@ def run(bus, nginx, delay, fixtures):
     check(b.get_property(path, JOB, "State") == "done" and b.get_property(path, JOB, "Total") == len(codes),
           "late client: State done, Total 197")
     check(b.get_property(path, JOB, "Name") == "flags", "Name property")
+    listed, cursor = [], 0
+    while True:
+        chunk, cursor2 = b.call(path, JOB, "GetTasks", "uu", (cursor, 64), "(a(ss)u)")
+        listed += chunk
+        if cursor2 == cursor:
+            break
+        cursor = cursor2
+    check(listed == [(u, f"{c}.gif") for (u, _), c in zip(tasks, codes)],
+          "GetTasks (extension) lists every task with the file name the daemon derived")
     managed = b.conn.call_sync("io.asyncd1", MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
                                "GetManagedObjects", None, None, 0, -1, None).unpack()[0]
     check(path in managed and JOB in managed[path], "ObjectManager lists the job")

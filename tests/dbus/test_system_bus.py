@@ -34,6 +34,7 @@ out = {}
 out["ListJobs"] = call("/io/asyncd1", "io.asyncd1.Manager", "ListJobs")
 out["GetState"] = call(path, "org.freedesktop.DBus.Properties", "Get", "(ss)", ("io.asyncd1.Job", "State"))
 out["GetResults"] = call(path, "io.asyncd1.Job", "GetResults", "(uu)", (0, 10))
+out["GetTasks"] = call(path, "io.asyncd1.Job", "GetTasks", "(uu)", (0, 10))
 out["Cancel"] = call(path, "io.asyncd1.Job", "Cancel")
 out["CancelJob"] = call("/io/asyncd1", "io.asyncd1.Manager", "CancelJob", "(t)", (int(job_id),))
 out["Introspect"] = call("/io/asyncd1", "org.freedesktop.DBus.Introspectable", "Introspect")
@@ -87,6 +88,8 @@ def run(bus):
     check(r["Introspect"][0] == "ok", "nobody may introspect")
     check(r["GetResults"][0] == denied and "only its owner or root" in r["GetResults"][1],
           "nobody: GetResults of root's job -> AccessDenied from the daemon")
+    check(r["GetTasks"][0] == denied and "only its owner or root" in r["GetTasks"][1],
+          "nobody: GetTasks of root's job -> AccessDenied from the daemon")
     check(r["Cancel"][0] == denied and "only its owner or root" in r["Cancel"][1], "nobody: Cancel -> AccessDenied")
     check(r["CancelJob"][0] == denied, "nobody: CancelJob -> AccessDenied")
     check(r["SubmitJob"][0] == denied and "only root may submit" in r["SubmitJob"][1],
