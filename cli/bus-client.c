@@ -408,6 +408,40 @@ int bus_read_changed_properties(sd_bus_message *m, JobInfo *j) {
         return sd_bus_message_exit_container(m);
 }
 
+int bus_get_tasks(sd_bus *bus, const char *path, TaskList *l) {
+        uint32_t cursor = 0, next;
+        int r;
+
+        for (;;) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                const char *url, *filename;
+
+                r = sd_bus_call_method(bus, ASYNCD_BUS_NAME, path, ASYNCD_JOB_INTERFACE, "GetTasks", &error,
+                                       &reply, "uu", cursor, (uint32_t) 4096);
+                if (r < 0)
+                        return sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_METHOD) ? 0 : r;
+                r = sd_bus_message_enter_container(reply, 'a', "(ss)");
+                if (r < 0)
+                        return r;
+                while ((r = sd_bus_message_read(reply, "(ss)", &url, &filename)) > 0) {
+                        r = task_list_add(l, url, filename);
+                        if (r < 0)
+                                return r;
+                }
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "u", &next);
+                if (r < 0)
+                        return r;
+                if (next <= cursor)
+                        return 0;
+                cursor = next;
+        }
+}
+
 int bus_get_results(sd_bus *bus, const char *path, uint32_t cursor, uint32_t max,
                     sd_bus_message **ret_reply, sd_bus_error *error) {
         return sd_bus_call_method(bus, ASYNCD_BUS_NAME, path, ASYNCD_JOB_INTERFACE, "GetResults",

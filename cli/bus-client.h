@@ -62,6 +62,10 @@ int bus_get_job_info(sd_bus *bus, const char *path, JobInfo *ret, sd_bus_error *
 /* Applies the a{sv} of a PropertiesChanged signal (m positioned at it) to j. */
 int bus_read_changed_properties(sd_bus_message *m, JobInfo *j);
 /* Job.GetResults(cursor, max); the reply is left positioned at the results array. */
+/* Fills l with the job's tasks through Job.GetTasks. A daemon without that method (API version 1
+ * as first published) leaves l empty and returns 0. */
+int bus_get_tasks(sd_bus *bus, const char *path, TaskList *l);
+
 int bus_get_results(sd_bus *bus, const char *path, uint32_t cursor, uint32_t max,
                     sd_bus_message **ret_reply, sd_bus_error *error);
 

@@ -278,6 +278,7 @@ int verb_cancel(int argc, char **argv) {
 typedef struct ResultsContext {
         Table *table;
         json_object *array;
+        const TaskList *tasks;          /* from Job.GetTasks; empty with an older daemon */
         size_t n;
 } ResultsContext;
 
@@ -288,7 +289,7 @@ static int add_result(const JobResult *res, void *userdata) {
         c->n++;
 
         if (c->array) {
-                json_object *o = result_to_json(res, NULL);
+                json_object *o = result_to_json(res, res->index < c->tasks->n ? c->tasks->tasks[res->index].url : NULL);
                 if (!o || json_object_array_add(c->array, o) < 0) {
                         json_object_put(o);
                         return -ENOMEM;
@@ -315,7 +316,8 @@ int verb_results(int argc, char **argv) {
         _cleanup_(table_freep) Table *table = NULL;
         _cleanup_free_ uint64_t *ids = NULL;
         _cleanup_free_ char *path = NULL;
-        ResultsContext c = {};
+        _cleanup_(task_list_done) TaskList tasks = {};
+        ResultsContext c = { .tasks = &tasks };
         uint32_t cursor = 0;
         int r;
 
@@ -330,6 +332,10 @@ int verb_results(int argc, char **argv) {
         r = bus_get_job(bus, ids[0], &path, NULL, &error);
         if (r < 0)
                 return job_failed(ids[0], "find", &error, r);
+
+        r = bus_get_tasks(bus, path, &tasks);
+        if (r < 0)
+                log_debug_errno(r, "cannot list the tasks of job %" PRIu64 ": %m", ids[0]);
 
         table = table_new(ELEMENTSOF(headers), headers);
         if (!table)

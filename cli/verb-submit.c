@@ -342,6 +342,7 @@ static int refresh_info(Wait *w) {
 
 int verb_watch(int argc, char **argv) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(task_list_done) TaskList tasks = {};
         _cleanup_free_ char *path = NULL, *daemon = NULL;
         _cleanup_(wait_done) Wait w = {};
         _cleanup_free_ uint64_t *ids = NULL;
@@ -363,6 +364,13 @@ int verb_watch(int argc, char **argv) {
         r = bus_get_job(w.bus, ids[0], &path, &daemon, &error);
         if (r < 0)
                 return log_error_errno(r, "cannot find job %" PRIu64 ": %s", ids[0], bus_error_text(&error, r));
+
+        /* Lets the -v lines name tasks as submit does; without it they say "task #N". */
+        r = bus_get_tasks(w.bus, path, &tasks);
+        if (r < 0)
+                log_debug_errno(r, "cannot list the tasks of job %" PRIu64 ", naming them by index: %m", ids[0]);
+        else if (tasks.n > 0)
+                w.reporter.tasks = &tasks;
 
         r = job_watch_attach(w.watch, ids[0], path, daemon);
         if (r < 0)
