@@ -71,8 +71,8 @@ static void emit_properties_changed(BusJob *bj) {
         int r;
 
         (void) sd_event_source_set_enabled(bj->props_timer, SD_EVENT_OFF);
-        r = sd_bus_emit_properties_changed(bj->manager->bus, bj->path, JOB_INTERFACE, "State", "Ok", "NotFound",
-                                           "Error", "Cancelled", "BytesDownloaded", "FinishedUSec", NULL);
+        r = sd_bus_emit_properties_changed(bj->manager->bus, bj->path, JOB_INTERFACE, "State", "Total", "Ok",
+                                           "NotFound", "Error", "Cancelled", "BytesDownloaded", "FinishedUSec", NULL);
         if (r < 0)
                 log_debug_errno(r, "job %" PRIu64 ": failed to emit PropertiesChanged: %m", bj->id);
 }
@@ -169,7 +169,7 @@ static int add_timer(BusJob *bj, sd_event_source **s, sd_event_time_handler_t ha
 }
 
 int bus_job_new(BusJob **ret, Manager *m, TaskSpec *tasks, size_t n_tasks, int dirfd, const JobOptions *options,
-                const char *name, uid_t owner) {
+                const char *name, uid_t owner, bool open) {
         BusJob *bj;
         int r;
 
@@ -197,6 +197,17 @@ int bus_job_new(BusJob **ret, Manager *m, TaskSpec *tasks, size_t n_tasks, int d
         r = job_new(&bj->job, m->engine, tasks, n_tasks, dirfd, options, &job_callbacks, bj);
         if (r < 0)
                 goto fail;
+        if (open) {
+                r = job_keep_open(bj->job);
+                if (r < 0) {
+                        /* Not started yet (the scheduler runs later): the tasks go back to the caller. */
+                        bj->job->tasks = NULL;
+                        bj->job->n_tasks = 0;
+                        TAKE_FD(bj->job->dirfd);
+                        bj->job = job_free(bj->job);
+                        goto fail;
+                }
+        }
 
         m->last_id = bj->id;
         m->n_running++;
@@ -305,6 +316,60 @@ static int method_get_results(sd_bus_message *message, void *userdata, sd_bus_er
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* An extension of the published API: appends tasks to a job submitted with SUBMIT_JOB_MORE_TASKS, so
+ * a job can be larger than one D-Bus message may be (32 MiB on a system bus by default). */
+static int method_add_tasks(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        BusJob *bj = userdata;
+        Job *j = bj->job;
+        _cleanup_free_ char *reason = NULL;
+        TaskSpec *tasks = NULL;
+        size_t n = 0, bad;
+        uint64_t flags;
+        int r;
+
+        r = bus_job_check_access(bj, message, error);
+        if (r < 0)
+                return r;
+        if (!j->open)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "job %" PRIu64 " takes no more tasks (it was submitted complete, "
+                                         "its last tasks were added, or it was cancelled)", bj->id);
+
+        r = bus_read_tasks(message, bj->manager->config.max_tasks_per_job - j->n_tasks,
+                           bj->manager->config.max_tasks_per_job, &tasks, &n, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(message, "t", &flags);
+        if (r < 0)
+                goto fail;
+        if (flags & ~ADD_TASKS_MORE) {
+                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "flags: unknown bits 0x%" PRIx64,
+                                      flags & ~ADD_TASKS_MORE);
+                goto fail;
+        }
+        /* Errors name tasks by their index in the job: the chunk starts at the current total. */
+        r = task_specs_prepare(tasks, n, &bad, &reason);
+        if (r == -EINVAL)
+                bad += j->n_tasks;
+        else if (r >= 0)
+                r = job_add_tasks(j, tasks, n, flags & ADD_TASKS_MORE, &bad, &reason);
+        if (r == -EINVAL) {
+                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "task %zu: %s", bad, reason);
+                goto fail;
+        }
+        if (r < 0)
+                goto fail;
+
+        log_debug("job %" PRIu64 ": %zu tasks added, %" PRIu32 " in all%s", bj->id, n, j->n_tasks,
+                  j->open ? "" : ", complete");
+        arm(bj->props_timer, PROPERTIES_INTERVAL_USEC);
+        return sd_bus_reply_method_return(message, NULL);
+
+fail:
+        task_specs_free(tasks, n);
+        return r;
+}
+
 /* An extension of the published API: the (URL, file name) of each task by index, so a client that
  * attached later can name tasks in results (file names as derived by the daemon). */
 static int method_get_tasks(sd_bus_message *message, void *userdata, sd_bus_error *error) {
@@ -375,7 +440,8 @@ const sd_bus_vtable bus_job_vtable[] = {
         SD_BUS_PROPERTY("Name", "s", NULL, offsetof(BusJob, name), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Owner", "u", NULL, offsetof(BusJob, owner), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Total", "u", property_get_total, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        /* Constant unless the job was submitted open (SUBMIT_JOB_MORE_TASKS). */
+        SD_BUS_PROPERTY("Total", "u", property_get_total, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Ok", "u", property_get_ok, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("NotFound", "u", property_get_not_found, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Error", "u", property_get_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -389,6 +455,10 @@ const sd_bus_vtable bus_job_vtable[] = {
                                 SD_BUS_ARGS("u", cursor, "u", max),
                                 SD_BUS_RESULT("a(uusutss)", results, "u", next_cursor),
                                 method_get_results, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AddTasks",
+                                SD_BUS_ARGS("a(ss)", tasks, "t", flags),
+                                SD_BUS_NO_RESULT,
+                                method_add_tasks, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetTasks",
                                 SD_BUS_ARGS("u", cursor, "u", max),
                                 SD_BUS_RESULT("a(ss)", tasks, "u", next_cursor),

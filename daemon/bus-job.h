@@ -31,9 +31,19 @@ struct BusJob {
 
 extern const sd_bus_vtable bus_job_vtable[];
 
-/* Takes ownership of tasks and dirfd on success, starts the job and announces it on the bus. */
+/* SubmitJob flag (an extension of API version 1): more tasks follow through Job.AddTasks. */
+#define SUBMIT_JOB_MORE_TASKS UINT64_C(1)
+/* AddTasks flag: still more tasks follow; without it the job takes no more. */
+#define ADD_TASKS_MORE UINT64_C(1)
+
+/* Takes ownership of tasks and dirfd on success, starts the job and announces it on the bus;
+ * with open, the job takes more tasks through AddTasks until one without ADD_TASKS_MORE. */
 int bus_job_new(BusJob **ret, Manager *m, TaskSpec *tasks, size_t n_tasks, int dirfd, const JobOptions *options,
-                const char *name, uid_t owner);
+                const char *name, uid_t owner, bool open);
+
+/* Reads an a(ss) array of at most limit tasks; beyond, LimitExceeded citing job_limit. */
+int bus_read_tasks(sd_bus_message *message, size_t limit, unsigned job_limit, TaskSpec **ret, size_t *ret_n,
+                   sd_bus_error *error);
 /* Removes the object from the bus (InterfacesRemoved) and frees it. The job must be finished. */
 BusJob *bus_job_free(BusJob *bj);
 

@@ -14,53 +14,6 @@
 #include "log.h"
 #include "manager.h"
 
-/* Reads the a(ss) array, counting as it goes so a huge job is refused before it is all copied. */
-static int read_tasks(Manager *m, sd_bus_message *message, TaskSpec **ret, size_t *ret_n, sd_bus_error *error) {
-        TaskSpec *tasks = NULL;
-        size_t n = 0, allocated = 0;
-        const char *url, *filename;
-        int r;
-
-        r = sd_bus_message_enter_container(message, 'a', "(ss)");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_read(message, "(ss)", &url, &filename)) > 0) {
-                if (n >= m->config.max_tasks_per_job) {
-                        task_specs_free(tasks, n);
-                        return sd_bus_error_setf(error, ERROR_LIMIT_EXCEEDED,
-                                                 "tasks: more than the limit of %u tasks per job",
-                                                 m->config.max_tasks_per_job);
-                }
-                if (n >= allocated) {
-                        size_t a = MAX(allocated * 2, (size_t) 64);
-                        TaskSpec *t = realloc(tasks, a * sizeof(TaskSpec));
-
-                        if (!t) {
-                                task_specs_free(tasks, n);
-                                return -ENOMEM;
-                        }
-                        tasks = t;
-                        allocated = a;
-                }
-                tasks[n].url = strdup(url);
-                tasks[n].filename = strdup(filename);
-                n++;
-                if (!tasks[n - 1].url || !tasks[n - 1].filename) {
-                        task_specs_free(tasks, n);
-                        return -ENOMEM;
-                }
-        }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(message);
-        if (r < 0) {
-                task_specs_free(tasks, n);
-                return r;
-        }
-        *ret = tasks;
-        *ret_n = n;
-        return 0;
-}
-
 static int read_option_value(sd_bus_message *message, const char *key, const char *type, void *value,
                              sd_bus_error *error) {
         const char *contents;
@@ -171,7 +124,8 @@ static int method_submit_job(sd_bus_message *message, void *userdata, sd_bus_err
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "only root may submit jobs on the system bus (caller uid %u)", (unsigned) uid);
 
-        r = read_tasks(m, message, &tasks, &n_tasks, error);
+        r = bus_read_tasks(message, m->config.max_tasks_per_job, m->config.max_tasks_per_job, &tasks, &n_tasks,
+                           error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(message, "h", &fd);
@@ -184,8 +138,9 @@ static int method_submit_job(sd_bus_message *message, void *userdata, sd_bus_err
         if (r < 0)
                 goto fail;
 
-        if (flags != 0) {
-                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "flags: unknown bits 0x%" PRIx64, flags);
+        if (flags & ~(uint64_t) SUBMIT_JOB_MORE_TASKS) {
+                r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "flags: unknown bits 0x%" PRIx64,
+                                      flags & ~(uint64_t) SUBMIT_JOB_MORE_TASKS);
                 goto fail;
         }
         if (n_tasks == 0) {
@@ -209,7 +164,7 @@ static int method_submit_job(sd_bus_message *message, void *userdata, sd_bus_err
                 goto fail;
         }
 
-        r = bus_job_new(&bj, m, tasks, n_tasks, dirfd, &options, name, uid);
+        r = bus_job_new(&bj, m, tasks, n_tasks, dirfd, &options, name, uid, flags & SUBMIT_JOB_MORE_TASKS);
         if (r < 0)
                 goto fail;
         TAKE_FD(dirfd);

@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "job.h"
@@ -84,6 +85,7 @@ Job *job_free(Job *j) {
         /* Transfers point at the job; the owner must wait for on_finished. */
         assert(list_is_empty(&j->transfers));
         list_unlink(&j->runnable_link);
+        free(j->name_index);
         for (uint32_t i = 0; i < j->n_results; i++)
                 free(j->results[i].error);
         free(j->results);
@@ -134,16 +136,128 @@ void job_record_result(Job *j, uint32_t index, TaskStatus status, long http_code
 
         j->callbacks->on_result(j, seq, j->userdata);
 
-        if (j->n_results == j->n_tasks) {
+        if (j->n_results == j->n_tasks && !j->open) {
                 j->state = j->cancel_requested ? JOB_CANCELLED : JOB_DONE;
                 j->callbacks->on_finished(j, j->userdata);
         }
+}
+
+static void close_job(Job *j) {
+        j->open = false;
+        j->name_index = (free(j->name_index), NULL);
+        j->name_index_size = 0;
+}
+
+/* For jobs that were open: the last result may have come before the job was closed. */
+static void finish_if_complete(Job *j) {
+        if (j->state == JOB_RUNNING && !j->open && j->n_results == j->n_tasks) {
+                j->state = j->cancel_requested ? JOB_CANCELLED : JOB_DONE;
+                j->callbacks->on_finished(j, j->userdata);
+        }
+}
+
+static uint32_t hash_name(const char *s) {
+        uint32_t h = 2166136261u;               /* FNV-1a */
+
+        for (; *s; s++)
+                h = (h ^ (uint8_t) *s) * 16777619u;
+        return h;
+}
+
+/* Inserts task i; returns the index of an earlier task with the same name, or UINT32_MAX. */
+static uint32_t name_index_insert(Job *j, uint32_t i) {
+        uint32_t mask = j->name_index_size - 1, slot = hash_name(j->tasks[i].filename) & mask;
+
+        for (;; slot = (slot + 1) & mask) {
+                uint32_t k = j->name_index[slot];
+
+                if (k == 0) {
+                        j->name_index[slot] = i + 1;
+                        return UINT32_MAX;
+                }
+                if (strcmp(j->tasks[k - 1].filename, j->tasks[i].filename) == 0)
+                        return k - 1;
+        }
+}
+
+/* (Re)builds the set for the first n tasks with room for at least want names. */
+static int name_index_build(Job *j, uint32_t n, uint64_t want) {
+        uint64_t size = 1024;
+
+        while (size < 2 * want)
+                size *= 2;
+        if (size > UINT32_MAX)
+                return -E2BIG;
+        free(j->name_index);
+        j->name_index = calloc(size, sizeof(uint32_t));
+        if (!j->name_index)
+                return -ENOMEM;
+        j->name_index_size = (uint32_t) size;
+        for (uint32_t i = 0; i < n; i++)
+                (void) name_index_insert(j, i);
+        return 0;
+}
+
+int job_keep_open(Job *j) {
+        j->open = true;
+        return name_index_build(j, j->n_tasks, j->n_tasks);
+}
+
+int job_add_tasks(Job *j, TaskSpec *tasks, size_t n, bool more, size_t *ret_index, char **ret_reason) {
+        uint32_t old = j->n_tasks;
+        TaskSpec *t;
+        TaskResult *res;
+        int r;
+
+        *ret_reason = NULL;
+        if (!j->open)
+                return -ESTALE;
+        if ((uint64_t) old + n > UINT32_MAX)
+                return -E2BIG;
+
+        t = realloc(j->tasks, (old + n) * sizeof(TaskSpec));
+        if (!t)
+                return -ENOMEM;
+        j->tasks = t;
+        res = realloc(j->results, (old + n) * sizeof(TaskResult));
+        if (!res)
+                return -ENOMEM;
+        j->results = res;
+        memcpy(j->tasks + old, tasks, n * sizeof(TaskSpec));
+
+        if (2 * ((uint64_t) old + n) > j->name_index_size) {
+                r = name_index_build(j, old, (uint64_t) old + n);
+                if (r < 0)
+                        return r;
+        }
+        for (uint32_t i = old; i < old + n; i++) {
+                uint32_t dup = name_index_insert(j, i);
+
+                if (dup != UINT32_MAX) {
+                        *ret_index = i;
+                        if (asprintf(ret_reason, "file name \"%s\" is already used by task %u", j->tasks[i].filename,
+                                     dup) < 0)
+                                *ret_reason = NULL;
+                        /* Forget the half-inserted chunk; the caller still owns its tasks. */
+                        (void) name_index_build(j, old, old);
+                        return *ret_reason ? -EINVAL : -ENOMEM;
+                }
+        }
+
+        j->n_tasks = old + (uint32_t) n;
+        free(tasks);
+        if (!more)
+                close_job(j);
+        make_runnable(j);
+        finish_if_complete(j);
+        return 0;
 }
 
 void job_cancel(Job *j) {
         if (job_is_finished(j) || j->cancel_requested)
                 return;
         j->cancel_requested = true;
+        close_job(j);
         list_unlink(&j->runnable_link);
 
         /* Waiting tasks never started: report them first, in submission order. */
@@ -152,4 +266,5 @@ void job_cancel(Job *j) {
 
         LIST_FOREACH(&j->transfers, l, tmp)
                 transfer_cancel(transfer_from_link(l));
+        finish_if_complete(j);
 }

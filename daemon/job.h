@@ -80,6 +80,9 @@ struct Job {
 
         JobState state;
         bool cancel_requested;
+        bool open;                      /* more tasks may be appended (job_add_tasks) */
+        uint32_t *name_index;           /* while open: hash set of task indices by file name */
+        uint32_t name_index_size;       /* a power of two, 0 when there is none */
 
         const JobCallbacks *callbacks;
         void *userdata;
@@ -95,6 +98,14 @@ void task_specs_free(TaskSpec *tasks, size_t n);
 int job_new(Job **ret, Engine *e, TaskSpec *tasks, size_t n_tasks, int dirfd, const JobOptions *options,
             const JobCallbacks *callbacks, void *userdata);
 Job *job_free(Job *j);
+
+/* Keeps the job open for job_add_tasks(): it does not finish while open. Call right after job_new. */
+int job_keep_open(Job *j);
+/* Appends prepared tasks to an open job, checking their file names against every earlier task;
+ * takes ownership of the tasks array (not needed on failure). more=false closes the job.
+ * -EINVAL with *ret_index (index in the job) and *ret_reason on a duplicate; -ESTALE if the job
+ * is not open. */
+int job_add_tasks(Job *j, TaskSpec *tasks, size_t n, bool more, size_t *ret_index, char **ret_reason);
 
 void job_cancel(Job *j);
 bool job_is_finished(const Job *j);

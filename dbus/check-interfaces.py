@@ -55,7 +55,8 @@ API_V1 = {
             'Cancel': ([], [], []),
             'GetResults': (['u', 'u'], ['a(uusutss)', 'u'],
                            ['cursor', 'max', 'results', 'next_cursor']),
-            # Compatible extension of the spec (a new method).
+            # Compatible extensions of the spec (new methods).
+            'AddTasks': (['a(ss)', 't'], [], ['tasks', 'flags']),
             'GetTasks': (['u', 'u'], ['a(ss)', 'u'],
                          ['cursor', 'max', 'tasks', 'next_cursor']),
         },
@@ -69,7 +70,7 @@ API_V1 = {
             'Name': ('s', 'const'),
             'Owner': ('u', 'const'),
             'State': ('s', 'true'),
-            'Total': ('u', 'const'),
+            'Total': ('u', 'true'),     # changes only for jobs submitted open (AddTasks)
             'Ok': ('u', 'true'),
             'NotFound': ('u', 'true'),
             'Error': ('u', 'true'),

@@ -90,6 +90,7 @@ def bad_input(bus):
     expect_error(c, "overwrite not a boolean", submit([good], {"overwrite": GLib.Variant("u", 1)}), INVALID,
                  '"overwrite" must be of type "b"')
     expect_error(c, "flags set", submit([good], flags=4), INVALID, "flags: unknown bits 0x4")
+    expect_error(c, "flags set", submit([good], flags=2), INVALID, "flags: unknown bits 0x2")
     fd = os.open("/etc/hostname", os.O_RDONLY)
     expect_error(c, "fd is not a directory", submit([good], directory=fd), INVALID, "not refer to a directory")
     os.close(fd)

@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""Jobs larger than one message (API extension): SubmitJob with flag 0x1 keeps the job open,
+Job.AddTasks appends chunks (checked against every earlier task), the job finishes only after the
+last chunk, and a closed job refuses more tasks."""
+
+import os
+import tempfile
+
+from gi.repository import GLib
+
+from asyncd_test import JOB, Bus, Client, Daemon, check, dbus_error, env, finish, flag_codes
+
+INVALID = "org.freedesktop.DBus.Error.InvalidArgs"
+
+
+def main():
+    bus = Bus("session")
+    daemon = Daemon(bus, "--max-tasks-per-job=250")
+    try:
+        run(bus)
+    finally:
+        check(daemon.stop() == 0, "asyncd exits 0")
+        bus.stop()
+    finish()
+
+
+def run(bus):
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    codes = flag_codes()
+    urls = [(f"{nginx}/flags/{c}/{c}.gif", "") for c in codes]
+    out = tempfile.mkdtemp(prefix="asyncd-add-")
+    c = Client(bus.address)
+    c.subscribe()
+
+    job_id, path = c.submit(urls[:50], out, {"concurrency": GLib.Variant("u", 20)}, flags=1)
+    check(c.pump(lambda: len(c.completed_results(path)) == 50, 20), "the first 50 tasks run at once")
+    c.pump(lambda: False, 0.3)
+    check(c.get_property(path, JOB, "State") == "running" and not c.job_signals(path, "Finished"),
+          "an open job does not finish when its tasks so far are done")
+
+    add = lambda tasks, flags: c.call(path, JOB, "AddTasks", "a(ss)t", (tasks, flags))  # noqa: E731
+    add(urls[50:120], 1)
+    check(c.get_property(path, JOB, "Total") == 120, "Total grows with AddTasks")
+    err, msg = dbus_error(lambda: add([urls[120], (f"{nginx}/flags/ad/ad.gif", "")], 1))
+    check(err == INVALID and "task 121: file name \"ad.gif\" is already used by task 0" in msg,
+          f"duplicate across chunks named with job indexes: {msg}")
+    err, msg = dbus_error(lambda: add([("file:///etc/passwd", "x")], 1))
+    check(err == INVALID and "task 120: unsupported URL scheme" in msg, f"bad URL in a chunk: {msg}")
+    err, msg = dbus_error(lambda: add(urls[120:121], 6))
+    check(err == INVALID and "flags: unknown bits 0x6" in msg, f"unknown AddTasks flags: {msg}")
+    err, msg = dbus_error(lambda: add([(f"{nginx}/x/{i}.gif", "") for i in range(200)], 1))
+    check(err == "io.asyncd1.Error.LimitExceeded" and "limit of 250 tasks" in msg, f"over the task limit: {msg}")
+    check(c.get_property(path, JOB, "Total") == 120, "refused chunks add nothing")
+
+    add(urls[120:], 0)
+    check(c.pump(lambda: c.job_signals(path, "Finished"), 30), "the job finishes after its last chunk")
+    results = c.completed_results(path)
+    check(sorted(r[1] for r in results) == list(range(194)) and [r[0] for r in results] == list(range(194)),
+          "194 results, each task exactly once, seq 0..193")
+    check(c.job_signals(path, "Finished") == [("done", 194, 0, 0, 0)], "Finished(done, 194 ok)")
+    check(sorted(os.listdir(out)) == sorted(f"{cc}.gif" for cc in codes), "all 194 files, nothing else")
+    err, msg = dbus_error(lambda: add(urls[:1], 0))
+    check(err == INVALID and "takes no more tasks" in msg, f"a closed job refuses tasks: {msg}")
+
+    # A plain job (no flag) is closed from the start.
+    job2, path2 = c.submit(urls[:1], tempfile.mkdtemp(prefix="asyncd-add-"))
+    err, msg = dbus_error(lambda: c.call(path2, JOB, "AddTasks", "a(ss)t", (urls[1:2], 0)))
+    check(err == INVALID and "takes no more tasks" in msg, "AddTasks on a job submitted complete")
+
+    # Cancel closes an open job; it finishes with what it had.
+    job3, path3 = c.submit([(f"{env('ASYNCD_TEST_FAULT_DELAY_URL')}/flags/br/br.gif", "")],
+                           tempfile.mkdtemp(prefix="asyncd-add-"), flags=1)
+    c.call(path3, JOB, "Cancel")
+    check(c.pump(lambda: c.job_signals(path3, "Finished"), 10), "cancel finishes an open job")
+    check(c.job_signals(path3, "Finished")[0][0] == "cancelled", "state cancelled")
+    c.close()
+
+
+if __name__ == "__main__":
+    main()
