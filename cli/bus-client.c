@@ -110,6 +110,28 @@ static int append_options(sd_bus_message *m, const SubmitOptions *o) {
         return sd_bus_message_close_container(m);
 }
 
+/* $ASYNCCTL_SUBMIT_CHUNK overrides the chunk size, so tests can exercise AddTasks cheaply. */
+static size_t submit_chunk(void) {
+        const char *e = getenv("ASYNCCTL_SUBMIT_CHUNK");
+        unsigned long v = e ? strtoul(e, NULL, 10) : 0;
+
+        return v > 0 ? v : SUBMIT_CHUNK_TASKS;
+}
+
+static int append_tasks(sd_bus_message *m, const TaskList *tasks, size_t from, size_t to) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "(ss)");
+        if (r < 0)
+                return r;
+        for (size_t i = from; i < to; i++) {
+                r = sd_bus_message_append(m, "(ss)", tasks->tasks[i].url, tasks->tasks[i].filename ?: "");
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
+}
+
 int bus_message_new_submit(sd_bus *bus, const TaskList *tasks, int dir_fd, const SubmitOptions *o,
                            sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
@@ -120,15 +142,7 @@ int bus_message_new_submit(sd_bus *bus, const TaskList *tasks, int dir_fd, const
         if (r < 0)
                 return r;
 
-        r = sd_bus_message_open_container(m, 'a', "(ss)");
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < tasks->n; i++) {
-                r = sd_bus_message_append(m, "(ss)", tasks->tasks[i].url, tasks->tasks[i].filename ?: "");
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_close_container(m);
+        r = append_tasks(m, tasks, 0, MIN(tasks->n, submit_chunk()));
         if (r < 0)
                 return r;
 
@@ -141,11 +155,34 @@ int bus_message_new_submit(sd_bus *bus, const TaskList *tasks, int dir_fd, const
         if (r < 0)
                 return r;
 
-        r = sd_bus_message_append(m, "t", UINT64_C(0));
+        r = sd_bus_message_append(m, "t", tasks->n > submit_chunk() ? UINT64_C(1) : UINT64_C(0));
         if (r < 0)
                 return r;
 
         *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int bus_add_remaining_tasks(sd_bus *bus, const char *path, const TaskList *tasks, sd_bus_error *error) {
+        int r;
+
+        size_t chunk = submit_chunk();
+
+        for (size_t from = chunk; from < tasks->n; from += chunk) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                size_t to = MIN(tasks->n, from + chunk);
+
+                r = sd_bus_message_new_method_call(bus, &m, ASYNCD_BUS_NAME, path, ASYNCD_JOB_INTERFACE, "AddTasks");
+                if (r < 0)
+                        return r;
+                r = append_tasks(m, tasks, from, to);
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "t", to < tasks->n ? UINT64_C(1) : UINT64_C(0));
+                if (r >= 0)
+                        r = sd_bus_call(bus, m, 0, error, NULL);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 

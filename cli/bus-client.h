@@ -45,9 +45,17 @@ typedef struct SubmitOptions {
 
 #define SUBMIT_OPTIONS_NULL ((SubmitOptions) { .overwrite = -1, .fsync = -1 })
 
-/* Builds Manager.SubmitJob(a(ss) tasks, h directory, a{sv} options, t flags). */
+/* Tasks per message: a large job goes as SubmitJob with the first chunk and flag 0x1, then
+ * Job.AddTasks for the rest, so no message comes near the bus's size limit (32 MiB on a system bus). */
+#define SUBMIT_CHUNK_TASKS 50000U
+
+/* Builds Manager.SubmitJob(a(ss) tasks, h directory, a{sv} options, t flags) with at most the first
+ * SUBMIT_CHUNK_TASKS tasks; flag 0x1 (more follow) when there are more. */
 int bus_message_new_submit(sd_bus *bus, const TaskList *tasks, int dir_fd, const SubmitOptions *o,
                            sd_bus_message **ret);
+
+/* Sends the tasks that did not fit in SubmitJob with Job.AddTasks; a no-op for small jobs. */
+int bus_add_remaining_tasks(sd_bus *bus, const char *path, const TaskList *tasks, sd_bus_error *error);
 
 /* Reads an a(uusutss) array at the current position of m, calling cb for each result. */
 typedef int (*bus_result_cb_t)(const JobResult *r, void *userdata);

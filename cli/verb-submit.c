@@ -29,6 +29,7 @@ typedef struct Wait {
         unsigned n_interrupts;
         bool accepted;                  /* SubmitJob answered with a job */
         sd_bus_error submit_error;
+        int refused;                    /* exit status when a later chunk of tasks was refused */
         sd_event_source *sigint, *sigterm;
 } Wait;
 
@@ -205,7 +206,21 @@ static int submit_failed(const sd_bus_error *e, int r) {
         return EXIT_REFUSED;
 }
 
-static int submit_no_wait(sd_bus *bus, sd_bus_message *m) {
+/* The rest of a large job after SubmitJob; if the daemon refuses a chunk, the job is cancelled so
+ * that nothing half-submitted keeps running. */
+static int add_remaining_tasks(sd_bus *bus, uint64_t id, const char *path, const TaskList *tasks) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = bus_add_remaining_tasks(bus, path, tasks, &error);
+        if (r >= 0)
+                return 0;
+        (void) sd_bus_call_method(bus, ASYNCD_BUS_NAME, path, ASYNCD_JOB_INTERFACE, "Cancel", NULL, NULL, NULL);
+        log_error("job %" PRIu64 " cancelled: its remaining tasks could not be added.", id);
+        return submit_failed(&error, r);
+}
+
+static int submit_no_wait(sd_bus *bus, sd_bus_message *m, const TaskList *tasks) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *path;
@@ -219,6 +234,10 @@ static int submit_no_wait(sd_bus *bus, sd_bus_message *m) {
         r = sd_bus_message_read(reply, "to", &id, &path);
         if (r < 0)
                 return log_error_errno(r, "cannot parse the reply of SubmitJob: %m");
+
+        r = add_remaining_tasks(bus, id, path, tasks);
+        if (r != 0)
+                return r;
 
         if (arg_json != JSON_OFF) {
                 json_object *o = json_object_new_object();
@@ -260,6 +279,12 @@ static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         if (isatty(STDERR_FILENO))
                 notice(w, "Submitted job %" PRIu64 " with %zu tasks. Press Ctrl-C to cancel it.",
                        id, w->reporter.tasks->n);
+
+        r = add_remaining_tasks(w->bus, id, path, w->reporter.tasks);
+        if (r != 0) {
+                w->refused = r;
+                return sd_event_exit(w->event, r);
+        }
 
         r = job_watch_attach(w->watch, id, path, sd_bus_message_get_sender(reply));
         if (r < 0) {
@@ -303,7 +328,7 @@ int verb_submit(int argc, char **argv) {
                 return log_error_errno(r, "cannot build the SubmitJob call: %m");
 
         if (!arg_wait)
-                return submit_no_wait(w.bus, m);
+                return submit_no_wait(w.bus, m, &tasks);
 
         r = wait_setup(&w, /* cancel_on_interrupt= */ true, &tasks);
         if (r < 0)
@@ -320,6 +345,8 @@ int verb_submit(int argc, char **argv) {
 
         if (sd_bus_error_is_set(&w.submit_error))
                 return submit_failed(&w.submit_error, -sd_bus_error_get_errno(&w.submit_error));
+        if (w.refused != 0)
+                return w.refused;
         if (!w.accepted)
                 return w.n_interrupts > 0 ? EXIT_INTERRUPTED :
                         log_error_errno(r < 0 ? r : ECONNRESET, "cannot submit the job: %m");

@@ -554,6 +554,40 @@ def test_terminal_shows_progress_bar():
     check("br.gif \x1b[0;32mok\x1b[0m" in out and "it/s" not in out, f"coloured -v lines, no bar: {out!r}")
 
 
+def test_large_job_in_chunks():
+    """A job larger than one message goes as SubmitJob + AddTasks chunks (chunk size lowered by
+    ASYNCCTL_SUBMIT_CHUNK): every result arrives once; a bad task in a later chunk refuses the job
+    (exit 2) and cancels what was submitted; --no-wait sends every chunk too."""
+    env = dict(os.environ, ASYNCCTL_SUBMIT_CHUNK="40")
+    codes = CODES + MISSING
+    d = tmpdir()
+    p = run("submit", "-v", "-o", d, "-m", "20", *[flag_url(c) for c in codes], env=env)
+    expect(p, 3, "198 tasks in 5 chunks")
+    lines = p.stdout.splitlines()
+    check(sorted(lines[:lines.index("-" * 20)]) ==
+          sorted([f"{c}.gif ok" for c in CODES] + [f"{c}.gif not found" for c in MISSING]),
+          "one -v line per task across chunks")
+    check_files(d, CODES)
+    job = json.loads(run("--json=short", "status", env=env).stdout)[-1]
+    check(job["total"] == len(codes) and job["state"] == "done", f"the daemon got all {len(codes)} tasks")
+
+    d = tmpdir()
+    urls = [flag_url(c) for c in CODES[:100]] + [flag_url("ad", prefix="/again")]
+    p = run("submit", "-o", d, *urls, env=env)
+    expect(p, 2, "duplicate file name in the third chunk")
+    check("task 100" in p.stderr and "already used by task 0" in p.stderr, f"names the task: {p.stderr!r}")
+    job = json.loads(run("--json=short", "status", env=env).stdout)[-1]
+    wait_for(lambda: json.loads(run("--json=short", "status", str(job["id"]), env=env).stdout)[0]["state"]
+             == "cancelled", what="the half-submitted job is cancelled")
+
+    d = tmpdir()
+    p = run("submit", "--no-wait", "-o", d, *[flag_url(c) for c in CODES[:90]], env=env)
+    expect(p, 0, "--no-wait with 3 chunks")
+    job_id = job_id_of(p)
+    wait_for(lambda: job_json(job_id)["state"] == "done", what="chunked --no-wait job done")
+    check(job_json(job_id)["ok"] == 90, "all 90 tasks of the chunked --no-wait job ran")
+
+
 def test_completion():
     """Bash completion offers verbs, options and the daemon's job ids."""
     d = tmpdir()
@@ -593,6 +627,7 @@ CASES = [
     test_status_table,
     test_bus_address_option,
     test_terminal_shows_progress_bar,
+    test_large_job_in_chunks,
     test_completion,
 ]
 
