@@ -39,7 +39,7 @@ static void help(void) {
                "     --max-transfers=N       Transfers on the wire for all jobs together (default 1000)\n"
                "     --max-jobs-per-owner=N  Running jobs per user (default 64)\n"
                "     --max-tasks-per-job=N   Tasks in one job (default 1000000)\n"
-               "     --disk-threads=N        Threads doing file I/O (default 4)\n"
+               "     --disk-threads=N        Threads doing file I/O (default: CPUs, 2..4)\n"
                "     --log-level=LEVEL       err, warning, notice, info or debug (default info)\n");
 }
 
@@ -64,6 +64,12 @@ static int parse_seconds(const char *s, const char *option, uint64_t *ret) {
                 return r;
         *ret = (uint64_t) v * USEC_PER_SEC;
         return 0;
+}
+
+static unsigned disk_threads_default(void) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        return (unsigned) MIN(MAX(n, 2L), 4L);
 }
 
 static int parse_argv(int argc, char *argv[]) {
@@ -227,6 +233,7 @@ static int run(int argc, char *argv[]) {
 
         log_set_prefix("asyncd", true);
         arg_config = MANAGER_CONFIG_DEFAULT;
+        arg_config.engine.disk_threads = disk_threads_default();
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r;
