@@ -13,7 +13,7 @@ typedef struct Job Job;
 
 /* New transfers wait while this many finished ones still have their files on the disk pool:
  * their bodies sit in memory until written, so a slow disk must slow the network down. */
-#define ENGINE_COMMIT_BACKLOG_MAX 256U
+#define ENGINE_COMMIT_BACKLOG_MAX 128U
 
 typedef struct EngineConfig {
         unsigned max_transfers;         /* global cap on transfers on the wire, all jobs */

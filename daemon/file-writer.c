@@ -19,8 +19,8 @@
 #include "file-writer.h"
 #include "macro.h"
 
-#define FLUSH_THRESHOLD (64U * 1024U)
-#define HIGH_WATER (512U * 1024U)
+#define FLUSH_THRESHOLD (256U * 1024U)
+#define HIGH_WATER (4U * 1024U * 1024U)
 
 typedef struct Buffer {
         char *data;

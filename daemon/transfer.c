@@ -185,6 +185,15 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
+/* Big receive buffers cut the per-chunk cost of large bodies, but every transfer on the wire holds
+ * one: share a fixed budget per job between its concurrent transfers. */
+#define RECEIVE_BUFFER_BUDGET (1024L * 1024L)
+
+static long receive_buffer_size(unsigned concurrency) {
+        return MIN(MAX(RECEIVE_BUFFER_BUDGET / (long) MAX(concurrency, 1U), (long) CURL_MAX_WRITE_SIZE),
+                   256L * 1024L);
+}
+
 static int setup_easy(Transfer *t) {
         const JobOptions *o = &t->job->options;
         CURL *e = t->easy;
@@ -207,6 +216,7 @@ static int setup_easy(Transfer *t) {
         (void) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (o->timeout_usec / USEC_PER_MSEC));
         (void) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (o->connect_timeout_usec / USEC_PER_MSEC));
         (void) curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) o->max_bytes);
+        (void) curl_easy_setopt(e, CURLOPT_BUFFERSIZE, receive_buffer_size(o->concurrency));
         return 0;
 }
 
