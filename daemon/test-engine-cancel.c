@@ -65,14 +65,14 @@ static void cancel_while_writing(bool overwrite) {
         Job *j;
 
         for (int i = 0; i < 3; i++) {
-                assert_true(asprintf(&tasks[i].url, "%s/trickle/1/bytes/%d", base, 10000000 + i) > 0);
+                assert_true(asprintf(&tasks[i].url, "%s/trickle/1/piece/1024/bytes/%d", base, 10000000 + i) > 0);
                 tasks[i].filename = strdup("");
         }
         test_run_init(&t, 0);
         o.overwrite = overwrite;
         j = test_job_start(&t, tasks, 3, &o);
 
-        /* 64 bytes per ms: after 2 s each transfer has ~128 KiB, past the first disk write. */
+        /* 1 KiB per ms: after 2 s each transfer has ~2 MiB, past the first disk write (256 KiB). */
         for (uint64_t start = 0, now = 0; !start || now - start < 2 * USEC_PER_SEC;) {
                 assert_true(sd_event_run(t.event, 100 * USEC_PER_MSEC) >= 0);
                 assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &now) >= 0);

@@ -142,7 +142,7 @@ def sigterm_mid_job(bus, daemon):
     c = Client(bus.address)
     c.subscribe()
     # Slow large bodies with overwrite: named temporary files exist while they download.
-    tasks = [(f"{plain}/trickle/1/bytes/{10000000 + i}", "") for i in range(4)]
+    tasks = [(f"{plain}/trickle/1/piece/1024/bytes/{10000000 + i}", "") for i in range(4)]
     job_id, path = c.submit(tasks, out, {"overwrite": GLib.Variant("b", True)})
     deadline = time.monotonic() + 10
     while len(temporary_files(out)) < 4 and time.monotonic() < deadline:

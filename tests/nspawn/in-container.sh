@@ -244,9 +244,10 @@ SLOW=/srv/slow
 rm -rf "$SLOW"
 mkdir -m 0755 "$SLOW"
 printf 'old content\n' >"$SLOW/big2"
-# 64 bytes per millisecond at most: the first 64 KiB (when asyncd creates its
-# temporary file) arrive after about a second, the whole 50 MB never.
-printf '%s %s\n' "$BASE/trickle/1/bytes/50000000" big1 "$BASE/trickle/1/bytes/50000001" big2 |
+# 1 KiB per millisecond at most: the first 256 KiB (when asyncd creates its
+# temporary file) arrive after about a quarter second, the whole 50 MB only
+# after 50 s, long after the stop.
+printf '%s %s\n' "$BASE/trickle/1/piece/1024/bytes/50000000" big1 "$BASE/trickle/1/piece/1024/bytes/50000001" big2 |
         timeout 30 asyncctl submit --no-wait --overwrite --name=slow -o "$SLOW" -i - >/tmp/slow.out 2>&1
 rc=$?
 check "asyncctl submit --no-wait --overwrite returns at once with a job id ($(cat /tmp/slow.out))" \

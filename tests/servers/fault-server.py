@@ -27,6 +27,7 @@ Path-selected behaviours, in every mode. Prefixes combine, left to right, and
 the rest of the path is a normal document path:
   /delay/<ms>/P       wait, then go on with /P
   /trickle/<ms>/P     body sent in 64-byte pieces, <ms> between pieces
+  /piece/<n>/P        with /trickle: pieces of n bytes instead of 64
   /truncate/<n>/P     real Content-Length, only n body bytes, then close
   /reset/P            request read, then TCP RST (SO_LINGER 0), no header
   /status/<code>/P    that status with its standard reason phrase, tiny body
@@ -196,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
 
         # Peel the behaviour prefixes off the path.
         segs = urllib.parse.unquote(path).lstrip("/").split("/")
-        trickle = truncate = None
+        trickle = truncate = piece = None
         reset = False
         body = None    # (status, headers, blocks, length or None) if not a file
 
@@ -216,6 +217,8 @@ class Handler(BaseHTTPRequestHandler):
                 delay += arg / 1000
             elif word == "trickle":
                 trickle = arg / 1000
+            elif word == "piece" and arg > 0:
+                piece = arg
             elif word == "truncate":
                 truncate = arg
             elif word == "status" and 200 <= arg <= 599:
@@ -249,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
             if not actions:
                 actions.append("serve" if body[0] == 200 else "notfound")
         rec["action"] = "+".join(actions)
-        self.send(*body, head, truncate=truncate, trickle=trickle)
+        self.send(*body, head, truncate=truncate, trickle=trickle, piece=piece)
 
     def sleep(self, seconds):
         self.rec["delay"] = round(self.rec["delay"] + seconds, 6)
@@ -280,7 +283,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send(code, [("Content-Type", "text/plain")], [text], len(text), head)
 
     def send(self, code, headers, blocks, length, head,
-             truncate=None, trickle=None):
+             truncate=None, trickle=None, piece=None):
         """Headers, then the body (length None = chunked), maybe cut/slowed."""
         self.rec["status"] = code
         lines = [f"HTTP/1.1 {code} {reason(code)}",
@@ -296,7 +299,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         if head:
             return
-        step = PIECE if trickle is not None else BLOCK
+        step = (piece or PIECE) if trickle is not None else BLOCK
         for block in blocks:
             if truncate is not None:
                 block = block[:truncate - self.rec["bytes"]]
