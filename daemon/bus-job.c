@@ -286,10 +286,11 @@ static int method_cancel(sd_bus_message *message, void *userdata, sd_bus_error *
         return bus_job_cancel(userdata, message, error);
 }
 
-static int method_get_results(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        BusJob *bj = userdata;
-        uint32_t cursor, max, to;
+/* Reads the (cursor, max) of GetResults/GetTasks, checks access, and clamps to [cursor, to) within
+ * n items and at most GET_RESULTS_MAX, so a reply always fits in a message. */
+static int read_page(sd_bus_message *message, BusJob *bj, uint32_t n, uint32_t *ret_cursor, uint32_t *ret_to,
+                     sd_bus_error *error) {
+        uint32_t cursor, max;
         int r;
 
         r = sd_bus_message_read(message, "uu", &cursor, &max);
@@ -298,11 +299,20 @@ static int method_get_results(sd_bus_message *message, void *userdata, sd_bus_er
         r = bus_job_check_access(bj, message, error);
         if (r < 0)
                 return r;
+        *ret_cursor = MIN(cursor, n);
+        *ret_to = *ret_cursor + MIN(MIN(max, GET_RESULTS_MAX), n - *ret_cursor);
+        return 0;
+}
 
-        /* Bounded so a reply always fits in a message; clients continue from next_cursor. */
-        max = MIN(max, GET_RESULTS_MAX);
-        cursor = MIN(cursor, bj->job->n_results);
-        to = cursor + MIN(max, bj->job->n_results - cursor);
+static int method_get_results(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        BusJob *bj = userdata;
+        uint32_t cursor, to;
+        int r;
+
+        r = read_page(message, bj, bj->job->n_results, &cursor, &to, error);
+        if (r < 0)
+                return r;
 
         r = sd_bus_message_new_method_return(message, &reply);
         if (r < 0)
@@ -375,19 +385,12 @@ fail:
 static int method_get_tasks(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         BusJob *bj = userdata;
-        uint32_t cursor, max, to;
+        uint32_t cursor, to;
         int r;
 
-        r = sd_bus_message_read(message, "uu", &cursor, &max);
+        r = read_page(message, bj, bj->job->n_tasks, &cursor, &to, error);
         if (r < 0)
                 return r;
-        r = bus_job_check_access(bj, message, error);
-        if (r < 0)
-                return r;
-
-        max = MIN(max, GET_RESULTS_MAX);
-        cursor = MIN(cursor, bj->job->n_tasks);
-        to = cursor + MIN(max, bj->job->n_tasks - cursor);
 
         r = sd_bus_message_new_method_return(message, &reply);
         if (r < 0)
