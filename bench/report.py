@@ -52,8 +52,18 @@ def tool_version(cmd):
         return "?"
 
 
+def user_symbols(text):
+    """Lines of a perf report about named user-space functions (not kernel, not bare addresses)."""
+    out = []
+    for l in text.splitlines():
+        if "[.]" in l and not l.rstrip().split("[.]")[-1].strip().startswith("0x"):
+            out.append(l.rstrip())
+    return "\n".join(out)
+
+
 def trim_perf(text, lines=45):
-    out = [l for l in text.splitlines() if l.strip() and not l.startswith("#")]
+    import re
+    out = [re.sub(r"(\s+-)+\s*$", "", l) for l in text.splitlines() if l.strip() and not l.startswith("#")]
     return "\n".join(out[:lines])
 
 
@@ -101,7 +111,7 @@ def render(h):
         "python3 " + platform.python_version() + " + aiohttp " + _aiohttp_version()]) + ".\n")
     w("CPU = user+sys seconds. For asyncd it is **daemon + client (asyncctl or the GDBus client) + "
       "dbus-daemon**, the three processes a job needs; the breakdown is in the columns after it. "
-      "RSS in MB (10^6 bytes): the client's peak from wait4(); the daemon's VmHWM (a fresh daemon "
+      "RSS in MB (10^6 bytes): the client's peak (GNU time %M); the daemon's VmHWM (a fresh daemon "
       "per run, so VmHWM is that run's peak) and its VmRSS sampled every 10 ms.\n")
     w("\"other CPU\" is what the rest of the machine used during the run (/proc/stat busy time minus "
       "the client, daemon, bus and nginx): kernel threads (write-back, softirq) and other people's "
@@ -152,13 +162,27 @@ def render(h):
         w("`--quick` uses 2,000 small files instead of 10,000 and a 64 MiB file instead of 256 MiB, "
           "one run: verdicts on it are indicative only.\n")
 
-    if getattr(h, "profile_text", None):
-        w("## Profile of the daemon (perf, small c=100, tmpfs)\n")
-        w(f"One extra asyncd run ({h.profile_wall:.2f} s wall) under `perf record -g -F 4000 -p DAEMON`, "
-          "`perf report --no-children --sort dso,symbol`, top entries:\n")
+    prof = vars(h).get("profile")  # the attribute, not the Harness.profile method
+    if prof:
+        w("## Profile of the daemon (small c=100, tmpfs)\n")
+        w(f"One extra asyncd run of the small set at c=100 to tmpfs ({prof['wall']:.2f} s wall, daemon "
+          f"{fmt(prof.get('daemon_cpu'))} s CPU) under `perf record --call-graph dwarf -F 1000 -p DAEMON`.\n")
+        w("CPU per daemon thread during the run (/proc/PID/task/*/stat, exact):\n")
+        w("| thread | user s | sys s |")
+        w("|---|---|---|")
+        for name, u, s_ in prof["split"]:
+            w(f"| {name} | {u:.2f} | {s_:.2f} |")
+        w("")
+        w("Inclusive time of named user-space functions (`perf report --children --sort symbol`; "
+          "libcurl has no symbols here, its frames show as addresses and are left out):\n")
         w("```")
-        w(h.profile_text)
+        w(prof["inclusive"])
         w("```\n")
+        w("Self time, top entries (`perf report --no-children --sort dso,symbol`):\n")
+        w("```")
+        w(prof["flat"])
+        w("```\n")
+        w("Full output: /tmp/asyncd-bench/perf-report.txt.\n")
 
     bad = [r for r in recs if not r.get("valid") and not r.get("dropped")]
     if bad:
@@ -168,7 +192,9 @@ def render(h):
         for r in bad:
             w(f"- {r['scenario']} {r['fs']} {r['tool']} {r.get('sub', '')} run {r['rep'] + 1}: {r.get('problem')}")
         w("")
-    js = {"args": vars(h.a), "elapsed": h.elapsed, "records": recs, "missing": h.missing,
+    js = {"args": vars(h.a), "elapsed": h.elapsed, "records": recs, "missing": h.missing, "notes": h.notes,
+          "asyncd": getattr(h, "binary_info", []), "delay_server": h.srv.delay_kind,
+          "profile": getattr(h, "profile", None),
           "targets": [dict(target=t, measured=v, ok=o) for t, v, o, _ in targets]}
     return "\n".join(L) + "\n", js
 
@@ -180,6 +206,8 @@ def _argv(a):
     out.append(f"--runs {a.runs}")
     if a.million:
         out.append("--million")
+    if a.profile:
+        out.append("--profile")
     if a.scenarios:
         out.append(f"--scenarios {a.scenarios}")
     if a.tools:
