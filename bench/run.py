@@ -35,6 +35,8 @@ PY = "/usr/bin/python3"          # Debian's python3: python3-aiohttp and python3
 WORK = "/tmp/asyncd-bench"
 OUT_BASES = {"tmpfs": "/dev/shm/asyncd-bench-out", "disk": "/var/tmp/asyncd-bench-out"}
 DISK_TRASH = "/var/tmp/asyncd-bench-trash"
+DISK_DELETE_STAMP = os.path.join(WORK, "disk-deleted-at")
+EXT4_RECENT_S = 65               # ext4's RECENTCY_MIN (60 s) for clean inode tables, and a margin
 MB = 1_000_000                    # targets are in MB = 10^6 bytes (stricter than MiB)
 
 PEERS_SMALL = ["asyncd", "asyncd-gdbus", "curl", "aria2c", "wget2", "python-aiohttp"]
@@ -608,10 +610,7 @@ class Harness:
         self.snapshot_binaries()
         fs_wanted = a.fs.split(",")
         big_sizes = sorted({(0, s.mib) for s in self.scenarios if s.kind == "big"})
-        for b in list(OUT_BASES.values()) + [DISK_TRASH]:     # left by an interrupted run
-            if os.path.exists(b):
-                log(f"removing {b} left by an earlier run ...")
-                shutil.rmtree(b, ignore_errors=True)
+        self.prepare_disk(fs_wanted)
         self.ds = dataset.DataSet(WORK).ensure(big_sizes, log=log)
         log("warming the page cache ...")
         self.ds.warm()
@@ -635,6 +634,9 @@ class Harness:
             if os.path.exists(DISK_TRASH):
                 log(f"removing the disk outputs kept in {DISK_TRASH} ...")
                 shutil.rmtree(DISK_TRASH, ignore_errors=True)
+                os.sync()
+                with open(DISK_DELETE_STAMP, "w") as f:    # see prepare_disk()
+                    f.write(f"{time.time()}\n")
         self.elapsed = time.monotonic() - t_start
         if a.profile:
             self.profile()
@@ -670,6 +672,32 @@ class Harness:
             rec = fn(*args)
         return rec
 
+    def prepare_disk(self, fs_wanted):
+        """Output left by an interrupted run: tmpfs is cleared; disk output is moved into this
+        session's trash (deleted at its end), not deleted now. ext4 skips inodes freed in the last
+        60 s (300 s while their inode table block is dirty) when it allocates, and its Orlov
+        allocator sends new directories to the groups with the most free inodes, i.e. exactly
+        where a bulk delete just happened: deleting ~10^5-10^6 files right before the disk runs
+        made file creation cost 2-6x more system time (seen: curl 0.7 s -> 4.4 s, asyncd
+        0.8 s -> 2.5 s). For the same reason a session starts its disk runs no sooner than
+        EXT4_RECENT_S after the last bulk delete of a previous session."""
+        shutil.rmtree(OUT_BASES["tmpfs"], ignore_errors=True)
+        if os.path.exists(OUT_BASES["disk"]):
+            os.makedirs(DISK_TRASH, exist_ok=True)
+            os.rename(OUT_BASES["disk"], os.path.join(DISK_TRASH, f"earlier-{time.monotonic_ns()}"))
+            log(f"disk output of an earlier run moved to {DISK_TRASH} (deleted at the end)")
+        if "disk" not in fs_wanted or not any(s.kind in ("small", "big") and "disk" in s.fs
+                                              for s in self.scenarios):
+            return
+        try:
+            age = time.time() - float(open(DISK_DELETE_STAMP).read())
+        except (OSError, ValueError):
+            return
+        if 0 <= age < EXT4_RECENT_S:
+            log(f"waiting {EXT4_RECENT_S - age:.0f} s: the last session deleted its disk output "
+                f"{age:.0f} s ago (ext4 would scan past those inodes; see prepare_disk())")
+            time.sleep(EXT4_RECENT_S - age)
+
     def run_scenario(self, s, rep, fs_wanted):
         try:
             if s.kind == "wrk":
@@ -699,7 +727,8 @@ class Harness:
             self.notes.append(f"{s.name}: harness error: {e}")
 
     def profile(self):
-        """perf record of the daemon during one extra small-10k c=100 tmpfs run."""
+        """perf record (DWARF call graphs) of the daemon during one extra small c=100 tmpfs run, plus
+        the exact CPU split between its threads from /proc/PID/task/*/stat."""
         if not shutil.which("perf"):
             self.notes.append("profile: perf not found (apt-get install linux-perf)")
             return
@@ -715,25 +744,67 @@ class Harness:
             outdir = self.outdir("tmpfs", "profile")
             daemon = self.start_daemon("profile")
             data = os.path.join(WORK, "perf.data")
-            perf = subprocess.Popen(["perf", "record", "-g", "-F", "4000", "-o", data, "-p", str(daemon.pid)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            perf = subprocess.Popen(["perf", "record", "--call-graph", "dwarf,16384", "-F", "1000", "-o", data,
+                                     "-p", str(daemon.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
+            threads0 = thread_cpu(daemon.pid)
             rec = self.measure("asyncd", self.small_cmd("asyncd", lists, outdir, s.c), "profile", 300, daemon)
+            threads1 = thread_cpu(daemon.pid)
             perf.send_signal(2)
-            perf.wait(60)
+            perf.wait(120)
             daemon.stop()
             self.cleanup(outdir)
-            r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--percent-limit", "0.7",
-                                "--sort", "dso,symbol", "-g", "none"], capture_output=True, text=True)
-            self.profile_text = report.trim_perf(r.stdout)
-            self.profile_wall = rec["wall"]
+            split = []
+            for tid, (u1, s1) in sorted(threads1.items()):
+                u0, s0 = threads0.get(tid, (0, 0))
+                split.append((("main (event loop)" if tid == daemon.pid else f"thread {tid}"), u1 - u0, s1 - s0))
+            rep = lambda *args: subprocess.run(["perf", "report", "-i", data, "--stdio"] + list(args),  # noqa: E731
+                                               capture_output=True, text=True).stdout
+            flat = rep("--no-children", "--sort", "dso,symbol", "-g", "none", "--percent-limit", "0.8")
+            incl = rep("--children", "--sort", "symbol", "-g", "none", "--percent-limit", "1.5")
+            self.profile = dict(wall=rec["wall"], daemon_cpu=rec.get("daemon_cpu"), split=split,
+                                flat=report.trim_perf(flat, 25),
+                                inclusive=report.trim_perf(report.user_symbols(incl), 40))
             with open(os.path.join(WORK, "perf-report.txt"), "w") as f:
-                f.write(r.stdout)
+                f.write(flat + "\n\n" + incl)
         finally:
             if self.bus:
                 self.bus.stop()
                 self.bus = None
             self.srv.stop()
+
+
+def thread_cpu(pid):
+    """{tid: (utime s, stime s)} of every thread of pid."""
+    out = {}
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                v = f.read().rsplit(")", 1)[1].split()
+            out[int(t)] = (int(v[11]) / procstat.CLK_TCK, int(v[12]) / procstat.CLK_TCK)
+    except OSError:
+        pass
+    return out
+
+
+def take_lock():
+    """One harness at a time: two runs would share /tmp/asyncd-bench, the output directories and
+    the machine's two cores, and measure each other."""
+    import fcntl
+    os.makedirs(WORK, exist_ok=True)
+    f = open(os.path.join(WORK, "lock"), "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        sys.exit(f"another bench/run.py is running ({f.read().strip() or 'pid unknown'}); "
+                 "wait for it: two runs would measure each other")
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}, started {datetime.datetime.now():%H:%M:%S}, "
+            f"bench/run.py {' '.join(sys.argv[1:])}".rstrip() + "\n")
+    f.flush()
+    return f
 
 
 def main():
@@ -756,8 +827,10 @@ def main():
     if os.path.realpath(sys.executable) != os.path.realpath(PY):
         # aiohttp and gi come from Debian's python3
         os.execv(PY, [PY] + sys.argv)
+    lock = take_lock()
     h = Harness(a)
     h.run()
+    lock.close()
     import report
     md, js = report.render(h)
     with open(a.out, "w") as f:
