@@ -27,6 +27,7 @@ fi
 # nginx from Debian starts itself on port 80 when installed; our tests run their own instances.
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
         systemctl disable --now nginx >/dev/null 2>&1 || true
-else
-        pkill -x nginx 2>/dev/null || true
+elif [ -s /run/nginx.pid ]; then
+        # Only the packaged instance (its pid file); nginx started by tests or benchmarks is left alone.
+        kill "$(cat /run/nginx.pid)" 2>/dev/null || true
 fi
