@@ -4,10 +4,15 @@
  * curl tells us which sockets to watch (socket callback) and when to wake it (timer callback); we
  * keep the sockets in a private epoll set watched by one sd-event io source, map the timer onto
  * an sd-event time source, and call curl_multi_socket_action() when they fire.
+ * curl re-registers a connection's socket for every transfer that reuses it (REMOVE when a transfer
+ * ends, IN/OUT when the next one starts, usually within one loop iteration), so the epoll set is
+ * updated lazily: the socket callback records what curl wants and the source's prepare callback
+ * applies the net change just before the loop polls — most of the time there is none.
  * Finished transfers are collected from curl_multi_info_read() in a one-shot defer source, so
  * completion callbacks never run inside curl and may freely start or stop other transfers. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 
 #include "curl-glue.h"
@@ -24,12 +29,73 @@ struct CurlGlue {
         sd_event_source *timer;
         sd_event_source *defer;
         curl_glue_done_t on_done;
+        curl_glue_batch_t on_batch;
         void *userdata;
         unsigned running;
+        bool kick;                      /* curl asked to be called again at once */
 
         CURL **easy_pool;
         size_t n_easy_pool;
+
+        uint8_t *watch;                 /* WATCH_* bits, indexed by socket fd */
+        size_t n_watch;
+        int *dirty;                     /* fds whose wanted and registered events may differ */
+        size_t n_dirty, size_dirty;
 };
+
+enum {
+        WATCH_WANT_IN   = 1 << 0,
+        WATCH_WANT_OUT  = 1 << 1,
+        WATCH_REG_IN    = 1 << 2,       /* what the epoll set holds */
+        WATCH_REG_OUT   = 1 << 3,
+        WATCH_DIRTY     = 1 << 4,
+        WATCH_WANT_MASK = WATCH_WANT_IN | WATCH_WANT_OUT,
+        WATCH_REG_MASK  = WATCH_REG_IN | WATCH_REG_OUT,
+};
+
+static uint32_t watch_epoll_events(uint8_t want) {
+        return ((want & WATCH_WANT_IN) ? EPOLLIN : 0) | ((want & WATCH_WANT_OUT) ? EPOLLOUT : 0);
+}
+
+/* Makes the epoll set hold what curl last asked for on fd. A registration can be stale: when curl
+ * closed the socket the kernel dropped it from the set, and the number may since have been reused. */
+static void watch_apply(CurlGlue *g, int fd) {
+        uint8_t *w = &g->watch[fd];
+        uint8_t want = *w & WATCH_WANT_MASK, reg = (*w & WATCH_REG_MASK) >> 2;
+        struct epoll_event ev = { .events = watch_epoll_events(want), .data.fd = fd };
+
+        *w &= ~WATCH_DIRTY;
+        if (want == reg)
+                return;
+        if (want == 0)
+                (void) epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+        else if (reg != 0 && epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, fd, &ev) >= 0)
+                ;
+        else if (epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+                 (errno != EEXIST || epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0)) {
+                int running;
+
+                log_debug_errno(errno, "Failed to watch curl socket %i: %m", fd);
+                /* Tell curl, so that the transfer fails instead of hanging. */
+                if (curl_multi_socket_action(g->multi, fd, CURL_CSELECT_ERR, &running) == CURLM_OK)
+                        g->running = running;
+                (void) sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
+                want = 0;
+        }
+        *w = (*w & ~WATCH_REG_MASK) | (uint8_t) (want << 2);
+}
+
+static int on_prepare(sd_event_source *s, void *userdata) {
+        CurlGlue *g = userdata;
+
+        /* watch_apply() may call into curl, which may dirty more fds: index, don't iterate. */
+        for (size_t i = 0; i < g->n_dirty; i++)
+                watch_apply(g, g->dirty[i]);
+        g->n_dirty = 0;
+        return 0;
+}
+
+static void drive(CurlGlue *g);
 
 static bool loop_finished(CurlGlue *g) {
         /* curl_multi_cleanup() calls back into us while the loop may already be gone. */
@@ -53,7 +119,10 @@ static int on_sockets(sd_event_source *s, int fd, uint32_t revents, void *userda
                 }
                 for (int i = 0; i < n; i++) {
                         uint32_t ev = events[i].events;
-                        int action = 0;
+                        int sock = events[i].data.fd, action = 0;
+
+                        if ((g->watch[sock] & WATCH_WANT_MASK) == 0)
+                                continue; /* curl let go of it in an earlier round */
 
                         if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
                                 action |= CURL_CSELECT_IN;
@@ -61,51 +130,62 @@ static int on_sockets(sd_event_source *s, int fd, uint32_t revents, void *userda
                                 action |= CURL_CSELECT_OUT;
                         if (ev & EPOLLERR)
                                 action |= CURL_CSELECT_ERR;
-                        if (curl_multi_socket_action(g->multi, events[i].data.fd, action, &running) != CURLM_OK)
-                                log_debug("curl_multi_socket_action() failed on fd %i.", events[i].data.fd);
+                        if (curl_multi_socket_action(g->multi, sock, action, &running) != CURLM_OK)
+                                log_debug("curl_multi_socket_action() failed on fd %i.", sock);
                         g->running = running;
                 }
                 if (n < (int) ELEMENTSOF(events))
                         break;
         }
-        return sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
+        drive(g);
+        return 0;
 }
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
         CurlGlue *g = userp;
-        struct epoll_event ev = { .data.fd = fd };
+        uint8_t want = 0;
 
-        if (what == CURL_POLL_REMOVE) {
-                /* curl may already have closed it, which removed it from the set: ignore that. */
-                (void) epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
-                (void) curl_multi_assign(g->multi, fd, NULL);
-                return 0;
-        }
-
-        if (what & CURL_POLL_IN)
-                ev.events |= EPOLLIN;
-        if (what & CURL_POLL_OUT)
-                ev.events |= EPOLLOUT;
-
-        /* socketp marks sockets already in the set. */
-        if (socketp && epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, fd, &ev) >= 0)
-                return 0;
-        if (epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
-            (errno != EEXIST || epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0)) {
-                log_debug_errno(errno, "Failed to watch curl socket %i: %m", fd);
+        if (fd < 0)
                 return -1;
+        if ((size_t) fd >= g->n_watch) {
+                size_t n = MAX((size_t) fd + 1, g->n_watch * 2);
+                uint8_t *w = realloc(g->watch, n);
+
+                if (!w)
+                        return -1;
+                memset(w + g->n_watch, 0, n - g->n_watch);
+                g->watch = w;
+                g->n_watch = n;
         }
-        return curl_multi_assign(g->multi, fd, g) == CURLM_OK ? 0 : -1;
+        if (!(g->watch[fd] & WATCH_DIRTY)) {
+                if (g->n_dirty == g->size_dirty) {
+                        size_t n = MAX(g->size_dirty * 2, (size_t) 64);
+                        int *d = reallocarray(g->dirty, n, sizeof(int));
+
+                        if (!d)
+                                return -1;
+                        g->dirty = d;
+                        g->size_dirty = n;
+                }
+                g->dirty[g->n_dirty++] = fd;
+                g->watch[fd] |= WATCH_DIRTY;
+        }
+        if (what != CURL_POLL_REMOVE) {
+                if (what & CURL_POLL_IN)
+                        want |= WATCH_WANT_IN;
+                if (what & CURL_POLL_OUT)
+                        want |= WATCH_WANT_OUT;
+        }
+        g->watch[fd] = (g->watch[fd] & ~WATCH_WANT_MASK) | want;
+        return 0;
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         CurlGlue *g = userdata;
-        int running;
 
-        if (curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
-                log_debug("curl_multi_socket_action() failed on timeout.");
-        g->running = running;
-        return sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
+        g->kick = true;
+        drive(g);
+        return 0;
 }
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
@@ -116,11 +196,13 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
         if (loop_finished(g))
                 return 0;
 
+        g->kick = timeout_ms == 0;
         if (timeout_ms < 0)
                 return sd_event_source_set_enabled(g->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
 
-        /* 0 means "act now", e.g. to start a new transfer: no delay then. Otherwise round up so
-         * curl never wakes up a hair before its deadline and spins. */
+        /* 0 means "act now", e.g. to start a new transfer: drive() does that before the loop
+         * polls again, the timer is the fallback. Otherwise round up so curl never wakes up a
+         * hair before its deadline and spins. */
         usec = timeout_ms == 0 ? 0 : (uint64_t) timeout_ms * USEC_PER_MSEC + USEC_PER_MSEC - 1;
         r = sd_event_source_set_time_relative(g->timer, usec);
         if (r < 0)
@@ -128,8 +210,8 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
         return sd_event_source_set_enabled(g->timer, SD_EVENT_ONESHOT) < 0 ? -1 : 0;
 }
 
-static int on_defer(sd_event_source *s, void *userdata) {
-        CurlGlue *g = userdata;
+/* Hands finished transfers to their owner. Returns false when there were none. */
+static bool dispatch_done(CurlGlue *g) {
         struct {
                 CURL *easy;
                 CURLcode result;
@@ -146,14 +228,39 @@ static int on_defer(sd_event_source *s, void *userdata) {
                 done[n].result = msg->data.result;
                 n++;
         }
-        if (n == ELEMENTSOF(done))
-                /* More may be queued: come back in the next iteration rather than loop here. */
-                (void) sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
-
         for (size_t i = 0; i < n; i++) {
                 (void) curl_multi_remove_handle(g->multi, done[i].easy);
                 g->on_done(g, done[i].easy, done[i].result, g->userdata);
         }
+        return n > 0;
+}
+
+/* Runs after curl_multi_socket_action(), outside any curl callback: finished transfers go to their
+ * owner, whose new transfers curl then starts at once (it asks for that with a zero timeout).
+ * Doing it in the same dispatch, as curl_multi_perform() would, means a reused connection's socket
+ * goes from one transfer to the next without leaving the epoll set, and costs no extra loop
+ * iterations. Bounded, so that a flood of instant failures cannot starve the loop. */
+static void drive(CurlGlue *g) {
+        for (unsigned round = 0; round < 16; round++) {
+                int running;
+
+                if (dispatch_done(g) && g->on_batch)
+                        g->on_batch(g, g->userdata);
+                else if (!g->kick)
+                        return;
+                if (!g->kick)
+                        continue;
+                g->kick = false;
+                if (curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
+                        log_debug("curl_multi_socket_action() failed on timeout.");
+                g->running = running;
+        }
+        /* Whatever is left waits for the next iteration. */
+        (void) sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
+}
+
+static int on_defer(sd_event_source *s, void *userdata) {
+        drive(userdata);
         return 0;
 }
 
@@ -180,6 +287,9 @@ int curl_glue_new(CurlGlue **ret, sd_event *event, curl_glue_done_t on_done, voi
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(g->sockets, "curl-sockets");
+        r = sd_event_source_set_prepare(g->sockets, on_prepare);
+        if (r < 0)
+                return r;
 
         r = sd_event_add_time(event, &g->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, g);
         if (r < 0)
@@ -225,6 +335,8 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
         sd_event_source_disable_unref(g->timer);
         sd_event_source_disable_unref(g->defer);
         sd_event_unref(g->event);
+        free(g->watch);
+        free(g->dirty);
         free(g);
         return NULL;
 }
@@ -261,6 +373,10 @@ void curl_glue_put_easy(CurlGlue *g, CURL *easy) {
                 return;
         }
         curl_easy_cleanup(easy);
+}
+
+void curl_glue_set_batch_callback(CurlGlue *g, curl_glue_batch_t on_batch) {
+        g->on_batch = on_batch;
 }
 
 unsigned curl_glue_running(CurlGlue *g) {

@@ -11,8 +11,13 @@ typedef struct CurlGlue CurlGlue;
  * has already been removed from the multi handle; the callee owns it again. */
 typedef void (*curl_glue_done_t)(CurlGlue *g, CURL *easy, CURLcode result, void *userdata);
 
+/* Called after a batch of done callbacks, at a point where starting transfers takes effect at once:
+ * curl starts them before the loop polls again. */
+typedef void (*curl_glue_batch_t)(CurlGlue *g, void *userdata);
+
 int curl_glue_new(CurlGlue **ret, sd_event *event, curl_glue_done_t on_done, void *userdata);
 CurlGlue *curl_glue_free(CurlGlue *g);
+void curl_glue_set_batch_callback(CurlGlue *g, curl_glue_batch_t on_batch);
 
 /* Starts a transfer. The caller keeps ownership of the easy handle. */
 int curl_glue_add(CurlGlue *g, CURL *easy);

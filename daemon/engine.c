@@ -35,6 +35,19 @@ static int on_schedule(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/* Slots freed by finished transfers are refilled right away, so that curl hands the connection the
+ * last transfer used straight to the next one (see curl-glue's drive()). */
+static void on_curl_batch(CurlGlue *g, void *userdata) {
+        Engine *e = userdata;
+        int enabled = SD_EVENT_OFF;
+
+        (void) sd_event_source_get_enabled(e->schedule, &enabled);
+        if (enabled == SD_EVENT_OFF)
+                return;
+        (void) sd_event_source_set_enabled(e->schedule, SD_EVENT_OFF);
+        (void) on_schedule(e->schedule, e);
+}
+
 void engine_wake_scheduler(Engine *e) {
         (void) sd_event_source_set_enabled(e->schedule, SD_EVENT_ONESHOT);
 }
@@ -56,6 +69,7 @@ int engine_new(Engine **ret, sd_event *event, const EngineConfig *config) {
         r = curl_glue_new(&e->glue, event, on_curl_done, e);
         if (r < 0)
                 return r;
+        curl_glue_set_batch_callback(e->glue, on_curl_batch);
         r = disk_pool_new(&e->pool, event, config->disk_threads);
         if (r < 0)
                 return r;

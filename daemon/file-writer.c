@@ -8,6 +8,7 @@
  * in the single operation that commit() submits. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,18 +147,28 @@ static int write_buffer(FileWriter *w) {
         return 0;
 }
 
+static atomic_bool empty_path_refused;
+
 static int link_into_place(FileWriter *w) {
         char path[64];
 
         if (!w->tmpname) {
-                /* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link does not. */
+                /* linkat(AT_EMPTY_PATH) is the cheap way, but needs CAP_DAC_READ_SEARCH before
+                 * Linux 6.10 (ENOENT without it); the /proc link walks a path but needs nothing.
+                 * Remember which works, the answer does not change while we run. */
+                bool tried_empty_path = !atomic_load_explicit(&empty_path_refused, memory_order_relaxed);
+
+                if (tried_empty_path) {
+                        if (linkat(w->fd, "", w->dirfd, w->filename, AT_EMPTY_PATH) >= 0)
+                                return 0;
+                        if (errno != ENOENT)
+                                return negative_errno();
+                }
                 snprintf(path, sizeof(path), "/proc/self/fd/%i", w->fd);
-                if (linkat(AT_FDCWD, path, w->dirfd, w->filename, AT_SYMLINK_FOLLOW) >= 0)
-                        return 0;
-                if (errno != ENOENT)
+                if (linkat(AT_FDCWD, path, w->dirfd, w->filename, AT_SYMLINK_FOLLOW) < 0)
                         return negative_errno();
-                if (linkat(w->fd, "", w->dirfd, w->filename, AT_EMPTY_PATH) < 0)
-                        return negative_errno();
+                if (tried_empty_path)
+                        atomic_store_explicit(&empty_path_refused, true, memory_order_relaxed);
                 return 0;
         }
 
