@@ -3,7 +3,10 @@
  *
  * Operations go into a mutex-protected queue; workers run them and move them to a completion
  * queue, then poke an eventfd. The loop side drains the completion queue from that eventfd's io
- * source and calls each operation's done() callback, so all bookkeeping stays single-threaded. */
+ * source and calls each operation's done() callback, so all bookkeeping stays single-threaded.
+ * Submissions collect in a loop-private outbox that the io source's prepare callback hands over
+ * in one go before the loop polls: one lock round and at most one wake-up per worker per loop
+ * iteration, instead of one per operation (a cross-CPU wake-up is dear, in a VM dearer still). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +35,8 @@ struct DiskPool {
         pthread_t *threads;
         unsigned n_threads;
         unsigned pending;       /* loop thread only */
+        ListLink outbox;        /* loop thread only: submitted, not yet queued */
+        unsigned n_outbox;      /* loop thread only */
         _Atomic uint64_t delay_usec;
 };
 
@@ -74,19 +79,23 @@ static void *worker(void *userdata) {
         return NULL;
 }
 
+static void list_splice_all(ListLink *to, ListLink *from) {
+        if (list_is_empty(from))
+                return;
+        from->next->prev = to->prev;
+        to->prev->next = from->next;
+        from->prev->next = to;
+        to->prev = from->prev;
+        list_init(from);
+}
+
 static void dispatch_completed(DiskPool *p) {
         ListLink batch;
 
         list_init(&batch);
+        /* Splice the whole completion list out under the lock, run callbacks outside it. */
         pthread_mutex_lock(&p->lock);
-        if (!list_is_empty(&p->completed)) {
-                /* Splice the whole completion list out under the lock, run callbacks outside it. */
-                batch.next = p->completed.next;
-                batch.prev = p->completed.prev;
-                batch.next->prev = &batch;
-                batch.prev->next = &batch;
-                list_init(&p->completed);
-        }
+        list_splice_all(&batch, &p->completed);
         pthread_mutex_unlock(&p->lock);
 
         LIST_FOREACH(&batch, l, tmp) {
@@ -96,6 +105,28 @@ static void dispatch_completed(DiskPool *p) {
                 p->pending--;
                 op->done(op, op->result);
         }
+}
+
+static void flush_outbox(DiskPool *p) {
+        unsigned n = p->n_outbox;
+
+        if (n == 0)
+                return;
+        p->n_outbox = 0;
+        pthread_mutex_lock(&p->lock);
+        list_splice_all(&p->queued, &p->outbox);
+        /* Busy workers pick the ops up when they are done; wake only as many sleepers as needed. */
+        if (n >= p->n_idle)
+                pthread_cond_broadcast(&p->cond);
+        else
+                while (n-- > 0)
+                        pthread_cond_signal(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+}
+
+static int on_prepare(sd_event_source *s, void *userdata) {
+        flush_outbox(userdata);
+        return 0;
 }
 
 static int on_wakeup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -121,6 +152,7 @@ int disk_pool_new(DiskPool **ret, sd_event *event, unsigned n_threads) {
         p->eventfd = -EBADF;
         list_init(&p->queued);
         list_init(&p->completed);
+        list_init(&p->outbox);
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
 
@@ -131,6 +163,9 @@ int disk_pool_new(DiskPool **ret, sd_event *event, unsigned n_threads) {
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(p->wakeup, "disk-pool");
+        r = sd_event_source_set_prepare(p->wakeup, on_prepare);
+        if (r < 0)
+                return r;
 
         p->threads = calloc(n_threads, sizeof(pthread_t));
         if (!p->threads)
@@ -157,6 +192,7 @@ DiskPool *disk_pool_free(DiskPool *p) {
         if (!p)
                 return NULL;
 
+        flush_outbox(p);
         pthread_mutex_lock(&p->lock);
         p->stopping = true;
         pthread_cond_broadcast(&p->cond);
@@ -178,12 +214,8 @@ DiskPool *disk_pool_free(DiskPool *p) {
 
 void disk_pool_submit(DiskPool *p, DiskOp *op) {
         p->pending++;
-        pthread_mutex_lock(&p->lock);
-        list_append(&p->queued, &op->link);
-        /* A busy worker picks the op up when it is done; only sleeping ones need a wake-up. */
-        if (p->n_idle > 0)
-                pthread_cond_signal(&p->cond);
-        pthread_mutex_unlock(&p->lock);
+        p->n_outbox++;
+        list_append(&p->outbox, &op->link);
 }
 
 unsigned disk_pool_pending(DiskPool *p) {
