@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fname-util.h"
+#include "url-util.h"
 #include "job.h"
 
 void task_specs_free(TaskSpec *tasks, size_t n) {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* fname-util: what a task may name its file, and which URLs a task may fetch. */
+/* fname-util: what a task may name its file (pure string checks, no libcurl: asyncctl uses it). */
 #pragma once
 
 #include <stdbool.h>
@@ -16,7 +16,3 @@ static inline bool filename_is_valid(const char *s) {
 /* Derives the file name from the last non-empty path segment of url, percent-decoded.
  * Returns 0, or -EINVAL with *ret_reason set to a static explanation. */
 int filename_from_url(const char *url, char **ret, const char **ret_reason);
-
-/* Checks that url parses and is http or https with a host. Returns 0, or -EINVAL with a
- * reason in *ret_reason (allocated, the caller frees it). */
-int url_check_http(const char *url, char **ret_reason);
