@@ -8,8 +8,9 @@
  * ends, IN/OUT when the next one starts, usually within one loop iteration), so the epoll set is
  * updated lazily: the socket callback records what curl wants and the source's prepare callback
  * applies the net change just before the loop polls — most of the time there is none.
- * Finished transfers are collected from curl_multi_info_read() in a one-shot defer source, so
- * completion callbacks never run inside curl and may freely start or stop other transfers. */
+ * Finished transfers are collected from curl_multi_info_read() after curl_multi_socket_action()
+ * has returned (drive()), so completion callbacks never run inside curl and may freely start or
+ * stop other transfers. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,9 +245,10 @@ static void drive(CurlGlue *g) {
         for (unsigned round = 0; round < 16; round++) {
                 int running;
 
-                if (dispatch_done(g) && g->on_batch)
-                        g->on_batch(g, g->userdata);
-                else if (!g->kick)
+                if (dispatch_done(g)) {
+                        if (g->on_batch)
+                                g->on_batch(g, g->userdata);
+                } else if (!g->kick)
                         return;
                 if (!g->kick)
                         continue;

@@ -79,23 +79,13 @@ static void *worker(void *userdata) {
         return NULL;
 }
 
-static void list_splice_all(ListLink *to, ListLink *from) {
-        if (list_is_empty(from))
-                return;
-        from->next->prev = to->prev;
-        to->prev->next = from->next;
-        from->prev->next = to;
-        to->prev = from->prev;
-        list_init(from);
-}
-
 static void dispatch_completed(DiskPool *p) {
         ListLink batch;
 
         list_init(&batch);
         /* Splice the whole completion list out under the lock, run callbacks outside it. */
         pthread_mutex_lock(&p->lock);
-        list_splice_all(&batch, &p->completed);
+        list_splice_tail(&batch, &p->completed);
         pthread_mutex_unlock(&p->lock);
 
         LIST_FOREACH(&batch, l, tmp) {
@@ -114,7 +104,7 @@ static void flush_outbox(DiskPool *p) {
                 return;
         p->n_outbox = 0;
         pthread_mutex_lock(&p->lock);
-        list_splice_all(&p->queued, &p->outbox);
+        list_splice_tail(&p->queued, &p->outbox);
         /* Busy workers pick the ops up when they are done; wake only as many sleepers as needed. */
         if (n >= p->n_idle)
                 pthread_cond_broadcast(&p->cond);

@@ -7,6 +7,7 @@
 
 #include "fname-util.h"
 #include "macro.h"
+#include "string-util.h"
 
 const char *filename_invalid_reason(const char *s) {
         size_t n;
@@ -25,16 +26,6 @@ const char *filename_invalid_reason(const char *s) {
                         return "file name contains a control character";
         }
         return NULL;
-}
-
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
 }
 
 int filename_from_url(const char *url, char **ret, const char **ret_reason) {
@@ -67,7 +58,7 @@ int filename_from_url(const char *url, char **ret, const char **ret_reason) {
         for (const char *p = seg; p < end; p++) {
                 int hi, lo;
 
-                if (*p == '%' && end - p > 2 && (hi = unhex(p[1])) >= 0 && (lo = unhex(p[2])) >= 0) {
+                if (*p == '%' && end - p > 2 && (hi = unhexchar(p[1])) >= 0 && (lo = unhexchar(p[2])) >= 0) {
                         name[k++] = (char) (hi << 4 | lo);
                         p += 2;
                 } else

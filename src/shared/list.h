@@ -41,6 +41,17 @@ static inline void list_unlink(ListLink *link) {
         link->prev = link->next = NULL;
 }
 
+/* Moves every link of from to the end of to, leaving from empty. */
+static inline void list_splice_tail(ListLink *to, ListLink *from) {
+        if (list_is_empty(from))
+                return;
+        from->next->prev = to->prev;
+        to->prev->next = from->next;
+        from->prev->next = to;
+        to->prev = from->prev;
+        list_init(from);
+}
+
 static inline ListLink *list_first(const ListLink *head) {
         return list_is_empty(head) ? NULL : head->next;
 }

@@ -6,14 +6,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "string-util.h"
 #include "url-util.h"
 
 static bool is_alnum(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-static bool is_hex(char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 bool url_is_plain_http(const char *url) {
@@ -50,7 +47,7 @@ bool url_is_plain_http(const char *url) {
         /* Path, query, fragment: RFC 3986 characters only, well-formed percent escapes. */
         for (; *p; p++) {
                 if (*p == '%') {
-                        if (!is_hex(p[1]) || !is_hex(p[2]))
+                        if (unhexchar(p[1]) < 0 || unhexchar(p[2]) < 0)
                                 return false;
                         p += 2;
                 } else if (!is_alnum(*p) && !strchr("-._~:/?#@!$&'()*+,;=", *p))
