@@ -67,9 +67,9 @@ class Bus:
 
 
 class Daemon:
-    def __init__(self, binary, bus, log_path, extra=()):
+    def __init__(self, binary, bus, log_path, extra=(), wrapper=()):
         self.binary = binary
-        cmd = [binary, f"--bus-address={bus.address}", "--max-transfers=2000",
+        cmd = list(wrapper) + [binary, f"--bus-address={bus.address}", "--max-transfers=2000",
                "--max-tasks-per-job=1000000", "--log-level=warning"] + list(extra)
         self.log_path = log_path
         self.log = open(log_path, "w")

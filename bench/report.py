@@ -61,6 +61,33 @@ def user_symbols(text):
     return "\n".join(out)
 
 
+def render_callgrind(w, cg):
+    n = cg["tasks"]
+    w("## Callgrind: instructions and allocations per task\n")
+    w(f"The daemon under `valgrind --tool=callgrind`: a warm-up job, counters zeroed, then one job of "
+      f"{n:,} small files at c={cg['concurrency']} to tmpfs, counters dumped (bench/callgrind_profile.py). "
+      f"User-space instructions only (the kernel side is in the perf profile); exact counts, not samples.\n")
+    w(f"{cg['total_ir'] / n:,.0f} instructions per task in all.\n")
+    w("| object | instructions per task | share |")
+    w("|---|---|---|")
+    for obj, ir in cg["by_object"]:
+        if ir / cg["total_ir"] >= 0.001:
+            w(f"| {obj} | {ir / n:,.0f} | {100 * ir / cg['total_ir']:.1f} % |")
+    w("")
+    w("Calls into the allocator per task, by the object that makes them:\n")
+    w("| function | caller | calls per task |")
+    w("|---|---|---|")
+    for (fn, obj), calls in cg["allocs"]:
+        if calls / n >= 0.05:
+            w(f"| {fn} | {obj} | {calls / n:.1f} |")
+    w("")
+    w("Inclusive instructions per task of named functions (libcurl's internals have no symbols):\n")
+    w("```")
+    for ir, fn, obj in cg["inclusive"]:
+        w(f"{ir / n:>10,.0f}  {100 * ir / cg['total_ir']:5.1f} %  {fn} [{obj}]")
+    w("```\n")
+
+
 def trim_perf(text, lines=45):
     import re
     out = [re.sub(r"(\s+-)+\s*$", "", l) for l in text.splitlines() if l.strip() and not l.startswith("#")]
@@ -184,6 +211,10 @@ def render(h):
         w("```\n")
         w("Full output: /tmp/asyncd-bench/perf-report.txt.\n")
 
+    cg = getattr(h, "callgrind_result", None)
+    if cg:
+        render_callgrind(w, cg)
+
     bad = [r for r in recs if not r.get("valid") and not r.get("dropped")]
     if bad:
         w("## Invalid runs\n")
@@ -194,7 +225,7 @@ def render(h):
         w("")
     js = {"args": vars(h.a), "elapsed": h.elapsed, "records": recs, "missing": h.missing, "notes": h.notes,
           "asyncd": getattr(h, "binary_info", []), "delay_server": h.srv.delay_kind,
-          "profile": getattr(h, "profile", None),
+          "profile": getattr(h, "profile", None), "callgrind": getattr(h, "callgrind_result", None),
           "targets": [dict(target=t, measured=v, ok=o) for t, v, o, _ in targets]}
     return "\n".join(L) + "\n", js
 
@@ -208,6 +239,8 @@ def _argv(a):
         out.append("--million")
     if a.profile:
         out.append("--profile")
+    if getattr(a, "callgrind", False):
+        out.append("--callgrind")
     if a.scenarios:
         out.append(f"--scenarios {a.scenarios}")
     if a.tools:

@@ -4,18 +4,16 @@
 client and wrk, side by side in one run. See bench/README.md.
 
   bench/run.py [--quick] [--runs N] [--out bench/results.md] [--million]
-               [--scenarios a,b] [--tools a,b] [--fs tmpfs,disk] [--profile]
+               [--scenarios a,b] [--tools a,b] [--fs tmpfs,disk] [--profile] [--callgrind]
 """
 
 import argparse
 import datetime
 import json
 import os
-import platform
 import random
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -310,11 +308,12 @@ class Harness:
         return None if r.returncode == 0 else f"{PY} lacks {module} (apt-get install {pkg})"
 
     # -- asyncd ---------------------------------------------------------------------------------
-    def start_daemon(self, tag):
+    def start_daemon(self, tag, wrapper=()):
         import asyncd_env
         if self.bus is None or self.bus.proc.poll() is not None:
             self.bus = asyncd_env.Bus(WORK)
-        return asyncd_env.Daemon(self.asyncd_bin, self.bus, os.path.join(self.logdir, f"asyncd-{tag}.log"))
+        return asyncd_env.Daemon(self.asyncd_bin, self.bus, os.path.join(self.logdir, f"asyncd-{tag}.log"),
+                                 wrapper=wrapper)
 
     # -- one measured run -----------------------------------------------------------------------
     def measure(self, tool, cmd, tag, timeout, daemon=None, sample_interval=0.01):
@@ -640,6 +639,8 @@ class Harness:
         self.elapsed = time.monotonic() - t_start
         if a.profile:
             self.profile()
+        if a.callgrind:
+            self.callgrind()
 
     def server_ok(self):
         return self.srv.proc is not None and self.srv.proc.poll() is None and \
@@ -774,6 +775,34 @@ class Harness:
             self.srv.stop()
 
 
+    def callgrind(self):
+        """Instructions and allocator calls per task under callgrind (bench/callgrind_profile.py):
+        a small c=100 job to tmpfs after a warm-up job of the same size."""
+        import callgrind_profile
+        if not callgrind_profile.available():
+            self.notes.append("callgrind: valgrind not found (apt-get install valgrind)")
+            return
+        n, c = self.a.callgrind_tasks, 100
+        self.srv = servers.Server(self.ds.www)
+        self.lists = Lists(self.srv, self.ds)
+        try:
+            plain = self.lists.small("plain", n)[0]
+            cmd = lambda outdir: [self.asyncctl_bin, f"--bus-address={self.bus.address}", "submit", "-q",  # noqa: E731
+                                  "-m", str(c), "-o", outdir, "-i", plain]
+            self.callgrind_result = callgrind_profile.run(
+                self.start_daemon, cmd, lambda tag: self.outdir("tmpfs", tag), WORK, n)
+            self.callgrind_result["concurrency"] = c
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            log(f"!! callgrind: {e}")
+            self.notes.append(f"callgrind: {e}")
+        finally:
+            if self.bus:
+                self.bus.stop()
+                self.bus = None
+            self.srv.stop()
+            shutil.rmtree(OUT_BASES["tmpfs"], ignore_errors=True)
+
+
 def thread_cpu(pid):
     """{tid: (utime s, stime s)} of every thread of pid."""
     out = {}
@@ -821,6 +850,9 @@ def main():
     p.add_argument("--build-dir", default=os.path.join(REPO, "build"), help="meson build dir with asyncd")
     p.add_argument("--timeout", type=float, help="per-run timeout in s (default: per scenario)")
     p.add_argument("--profile", action="store_true", help="perf record the daemon in one extra run")
+    p.add_argument("--callgrind", action="store_true",
+                   help="count the daemon's instructions and allocations per task under callgrind")
+    p.add_argument("--callgrind-tasks", type=int, default=2000, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.runs is None:
         a.runs = 1 if a.quick else 5
