@@ -6,7 +6,12 @@
  * source and calls each operation's done() callback, so all bookkeeping stays single-threaded.
  * Submissions collect in a loop-private outbox that the io source's prepare callback hands over
  * in one go before the loop polls: one lock round and at most one wake-up per worker per loop
- * iteration, instead of one per operation (a cross-CPU wake-up is dear, in a VM dearer still). */
+ * iteration, instead of one per operation (a cross-CPU wake-up is dear, in a VM dearer still).
+ *
+ * Workers run DISK_POOL_NICE_DELTA nice levels below the loop thread: the loop is the daemon's
+ * critical path, and when both want the CPU a file operation can wait (its backlog is bounded:
+ * curl pauses, the scheduler stops starting transfers) while a waiting loop stalls every
+ * transfer. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,6 +19,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,9 +46,23 @@ struct DiskPool {
         _Atomic uint64_t delay_usec;
 };
 
+/* setpriority() on a thread id changes that thread only: the loop thread keeps its own. */
+static void lower_own_priority(void) {
+        pid_t tid = gettid();
+        int nice_now;
+
+        errno = 0;
+        nice_now = getpriority(PRIO_PROCESS, (id_t) tid);
+        if (errno != 0)
+                return;
+        if (setpriority(PRIO_PROCESS, (id_t) tid, MIN(nice_now + DISK_POOL_NICE_DELTA, 19)) < 0)
+                log_debug_errno(negative_errno(), "Failed to lower the priority of a disk worker: %m");
+}
+
 static void *worker(void *userdata) {
         DiskPool *p = userdata;
 
+        lower_own_priority();
         pthread_mutex_lock(&p->lock);
         for (;;) {
                 ListLink *l;

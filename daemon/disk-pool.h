@@ -19,6 +19,9 @@ struct DiskOp {
         int result;
 };
 
+/* How many nice levels the workers sit below the thread that creates the pool (at most 19). */
+#define DISK_POOL_NICE_DELTA 10
+
 int disk_pool_new(DiskPool **ret, sd_event *event, unsigned n_threads);
 /* Waits for queued operations to finish (their done callbacks run), then joins the workers. */
 DiskPool *disk_pool_free(DiskPool *p);

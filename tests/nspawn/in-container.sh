@@ -161,6 +161,14 @@ expect_eq "$UNIT is active" active "$(prop "$UNIT" ActiveState)"
 expect_eq "io.asyncd1 is owned as soon as systemctl start returns (ready only after READY=1)" yes "$owned_at_once"
 pid=$(main_pid)
 check "MainPID $pid is asyncd" grep -qx asyncd "/proc/$pid/comm"
+# field 19 of /proc/PID/task/TID/stat is the nice value (the comm field has no spaces here)
+worker_nices() { for t in /proc/"$1"/task/*; do [ "${t##*/}" = "$1" ] || awk '{print $19}' "$t/stat"; done | sort -u | tr '\n' ' '; }
+workers_below_main() { [ "$(worker_nices "$1")" = "$(($(awk '{print $19}' "/proc/$1/stat") + 10)) " ]; }
+if wait_until 5 workers_below_main "$pid"; then
+        ok "the disk workers run 10 nice levels below the main thread (nice $(worker_nices "$pid"))"
+else
+        bad "the disk workers' nice values are '$(worker_nices "$pid")', the main thread's $(awk '{print $19}' "/proc/$pid/stat")"
+fi
 status_text=$(prop "$UNIT" StatusText)
 check "STATUS= text is set: \"$status_text\"" test -n "$status_text"
 systemctl status --no-pager -n 0 "$UNIT" >/tmp/status.txt 2>&1
