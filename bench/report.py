@@ -166,6 +166,8 @@ def render(h):
             _table_cancel(w, h, s, by, targets)
         elif s.kind == "million":
             _table_million(w, h, s, by, targets)
+        elif s.kind == "create":
+            _table_create(w, h, s, by)
 
     # daemon RSS during the 10k job
     hwms = [r.get("daemon_hwm_kib") for r in recs
@@ -377,6 +379,27 @@ def _table_wrk(w, h, s, by):
                 ratio = f"{ad.wall / weq:.2f} (tmpfs)"
         w(f"| {c} | {fmt(rps, 0)} | {fmt(weq, 3)} | {fmt(med([r.get('cpu_equiv') for r in ok]))} | "
           f"{fmt(med([r.get('server_cpu_equiv') for r in ok]))} | {len(ok)}/{len(st)} | {ratio} |")
+    w("")
+
+
+def _table_create(w, h, s, by):
+    w(f"## {s.name}: what the file system charges to make a file appear (no network)\n")
+    w(f"`build/bench/create-cost`: {s.n:,} files of {s.size:,} bytes into one fresh directory. "
+      "plain = open(O_CREAT|O_EXCL) + write + close, as curl and wget2 do (the file is visible while "
+      "it is written); tmpfile = open(O_TMPFILE) + write + linkat + close, as asyncd does (the file "
+      "appears whole or not at all); rename = a named temporary + renameat2(NOREPLACE). CPU per "
+      "file is user + system time of the process, medians.\n")
+    w("| fs | threads | plain µs/file | tmpfile µs/file | rename µs/file | tmpfile ÷ plain |")
+    w("|---|---|---|---|---|---|")
+    for fs in s.fs:
+        for t in s.threads:
+            us = {m: med([r.get("us_per_file") for r in by.get((s.name, fs, "create-cost", f"{m}-t{t}"), [])
+                          if r.get("valid")]) for m in s.modes}
+            if not any(us.values()):
+                continue
+            ratio = f"{us['tmpfile'] / us['plain']:.2f}" if us.get("tmpfile") and us.get("plain") else "–"
+            w(f"| {fs} | {t} | {fmt(us.get('plain'), 1)} | {fmt(us.get('tmpfile'), 1)} | "
+              f"{fmt(us.get('rename'), 1)} | {ratio} |")
     w("")
 
 

@@ -78,6 +78,8 @@ def make_scenarios(a):
                  conns=[100, 10], duration=2 if a.quick else 5),
         Scenario("cancel-1000-in-flight", "cancel", 2000, 1000, "slow", ["asyncd"], fs=["tmpfs"],
                  inflight=1000),
+        Scenario("create-cost", "create", n, 0, tools=["create-cost"], size=8192,
+                 modes=["plain", "tmpfile", "rename"], threads=[1, 2]),
     ]
     if a.million:
         sc.append(Scenario("million-tasks", "million", a.million_tasks, 100, "plain", ["asyncd"],
@@ -503,6 +505,32 @@ class Harness:
             self.add(s, rep, "-", rec, ok, "" if ok else f"wrk failed: {rec['stdout'][-300:]}{rec['stderr'][-200:]}",
                      sub=f"c{c}")
 
+    def run_create(self, s, rep, fs_wanted):
+        """bench/create-cost.c: the file system's own cost of making a file appear, the way curl
+        does it (plain create) and the way asyncd does it (O_TMPFILE + link), 1 and 2 threads."""
+        binary = os.path.join(self.build, "bench", "create-cost")
+        if not os.access(binary, os.X_OK):
+            if rep == 0:
+                self.notes.append(f"create-cost: {binary} not built (ninja -C {self.build})")
+            return
+        combos = [(fs, m, t) for fs in s.fs if fs in fs_wanted for m in s.modes for t in s.threads]
+        random.Random(f"{s.name}/{rep}").shuffle(combos)
+        for fs, mode, threads in combos:
+            sub = f"{mode}-t{threads}"
+            outdir = self.outdir(fs, f"{s.name}-{sub}")
+            t0 = time.monotonic()
+            r = subprocess.run([binary, outdir, mode, str(s.n), str(s.size), str(threads)],
+                               capture_output=True, text=True, timeout=300)
+            rec = dict(tool="create-cost", wall=time.monotonic() - t0, cpu=0.0, mode=mode, threads=threads)
+            m = re.search(r"wall=([\d.]+) cpu=([\d.]+) us_per_file=([\d.]+)", r.stdout)
+            files = len(os.listdir(outdir))
+            ok = r.returncode == 0 and m is not None and files == s.n
+            if m:
+                rec.update(wall=float(m.group(1)), cpu=float(m.group(2)), us_per_file=float(m.group(3)))
+            self.cleanup(outdir, fs)
+            self.add(s, rep, fs, rec, ok, "" if ok else f"status {r.returncode}, {files} files: {r.stderr[-300:]}",
+                     sub=sub)
+
     def run_cancel(self, s, rep):
         tag = f"{s.name}-r{rep}"
         plain, _, _ = self.lists.small("slow", s.n)
@@ -704,6 +732,9 @@ class Harness:
             if s.kind == "wrk":
                 if "wrk" in self.tools:
                     self.run_one(self.run_wrk, s, rep)
+                return
+            if s.kind == "create":
+                self.run_create(s, rep, fs_wanted)
                 return
             if s.kind in ("cancel", "million"):
                 if "asyncd" in self.tools:
