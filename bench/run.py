@@ -8,6 +8,7 @@ client and wrk, side by side in one run. See bench/README.md.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -775,9 +776,7 @@ class Harness:
         if s is None:
             return
         self.ds.warm()
-        self.srv = servers.Server(self.ds.www)
-        self.lists = Lists(self.srv, self.ds)
-        try:
+        with self.fresh_server():
             lists = self.lists.small("plain", s.n)
             outdir = self.outdir("tmpfs", "profile")
             daemon = self.start_daemon("profile")
@@ -805,12 +804,6 @@ class Harness:
                                 inclusive=report.trim_perf(report.user_symbols(incl), 40))
             with open(os.path.join(WORK, "perf-report.txt"), "w") as f:
                 f.write(flat + "\n\n" + incl)
-        finally:
-            if self.bus:
-                self.bus.stop()
-                self.bus = None
-            self.srv.stop()
-
 
     def callgrind(self):
         """Instructions and allocator calls per task under callgrind (bench/callgrind_profile.py):
@@ -820,24 +813,32 @@ class Harness:
             self.notes.append("callgrind: valgrind not found (apt-get install valgrind)")
             return
         n, c = self.a.callgrind_tasks, 100
-        self.srv = servers.Server(self.ds.www)
-        self.lists = Lists(self.srv, self.ds)
         try:
-            plain = self.lists.small("plain", n)[0]
-            cmd = lambda outdir: [self.asyncctl_bin, f"--bus-address={self.bus.address}", "submit", "-q",  # noqa: E731
-                                  "-m", str(c), "-o", outdir, "-i", plain]
-            self.callgrind_result = callgrind_profile.run(
-                self.start_daemon, cmd, lambda tag: self.outdir("tmpfs", tag), WORK, n)
-            self.callgrind_result["concurrency"] = c
+            with self.fresh_server():
+                lists = self.lists.small("plain", n)
+                self.callgrind_result = callgrind_profile.run(
+                    self.start_daemon, lambda outdir: self.small_cmd("asyncd", lists, outdir, c),
+                    lambda tag: self.outdir("tmpfs", tag), WORK, n)
+                self.callgrind_result["concurrency"] = c
         except (RuntimeError, OSError, subprocess.SubprocessError) as e:
             log(f"!! callgrind: {e}")
             self.notes.append(f"callgrind: {e}")
+        finally:
+            shutil.rmtree(OUT_BASES["tmpfs"], ignore_errors=True)
+
+    @contextlib.contextmanager
+    def fresh_server(self):
+        """nginx (new port, new URL lists) and, when a daemon is started, its bus, for the extra
+        runs after the scenarios; both stopped afterwards."""
+        self.srv = servers.Server(self.ds.www)
+        self.lists = Lists(self.srv, self.ds)
+        try:
+            yield
         finally:
             if self.bus:
                 self.bus.stop()
                 self.bus = None
             self.srv.stop()
-            shutil.rmtree(OUT_BASES["tmpfs"], ignore_errors=True)
 
 
 def thread_cpu(pid):
