@@ -22,6 +22,16 @@ def cpu_seconds(pid):
         return None
 
 
+def thread_run_seconds(pid, tid=None):
+    """Time one thread (by default the main one: asyncd's event loop) has spent on a CPU, in s,
+    from /proc/PID/task/TID/schedstat (nanoseconds, not clock ticks)."""
+    try:
+        with open(f"/proc/{pid}/task/{tid or pid}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def machine_busy_seconds():
     """CPU seconds the whole machine has been busy (all CPUs: user, nice, system, irq, softirq,
     steal), from /proc/stat."""

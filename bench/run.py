@@ -329,14 +329,18 @@ class Harness:
         rec = {}
         if daemon:
             d0 = procstat.cpu_seconds(daemon.pid)
+            l0 = procstat.thread_run_seconds(daemon.pid)
             b0 = procstat.cpu_seconds(self.bus.pid)
             rec["daemon_rss_start_kib"] = procstat.status_kib(daemon.pid, "VmRSS")
             sampler = procstat.RssSampler([daemon.pid], sample_interval)
             with sampler:
                 r = procstat.run_measured(cmd, timeout, out, err)
                 d1 = procstat.cpu_seconds(daemon.pid)
+                l1 = procstat.thread_run_seconds(daemon.pid)
                 b1 = procstat.cpu_seconds(self.bus.pid)
             rec["daemon_cpu"] = (d1 or 0) - (d0 or 0)
+            if l0 is not None and l1 is not None:
+                rec["loop_cpu"] = l1 - l0
             rec["bus_cpu"] = (b1 or 0) - (b0 or 0)
             rec["daemon_rss_sampled_kib"] = sampler.peak.get(daemon.pid, 0)
             rec["daemon_hwm_kib"] = procstat.status_kib(daemon.pid, "VmHWM")
@@ -682,8 +686,8 @@ class Harness:
             servers._answers(self.srv.port, None)
 
     def ensure_server(self):
-        """nginx is a shared name on this machine (scripts/install-deps.sh runs `pkill -x nginx`):
-        if ours is gone, start another one (a new port, so new URL lists) and say so."""
+        """Something outside the harness may kill our nginx (a package upgrade, an admin's
+        `pkill nginx`): if it is gone, start another one (a new port, so new URL lists) and say so."""
         if self.server_ok():
             return
         self.server_restarts += 1
