@@ -94,9 +94,10 @@ class Bus:
 class Daemon:
     """The real asyncd, connected to a Bus."""
 
-    def __init__(self, bus, *args, log=None):
-        # ASYNCD_TEST_WRAPPER, e.g. "valgrind --error-exitcode=99 ...", runs the daemon under a tool.
-        cmd = shlex.split(os.environ.get("ASYNCD_TEST_WRAPPER", "")) + [env("ASYNCD_BIN")]
+    def __init__(self, bus, *args, log=None, wrapper=()):
+        # ASYNCD_TEST_WRAPPER, e.g. "valgrind --error-exitcode=99 ...", runs the daemon under a tool;
+        # wrapper (a test's own, e.g. a private mount namespace) runs outside that.
+        cmd = list(wrapper) + shlex.split(os.environ.get("ASYNCD_TEST_WRAPPER", "")) + [env("ASYNCD_BIN")]
         e = dict(os.environ)
         if bus.kind == "system":
             cmd.append("--system")

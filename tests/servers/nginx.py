@@ -5,9 +5,13 @@ nginx runs in the foreground (daemon off) as a child of this process, on
 127.0.0.1 and a free port, with a generated config whose pid file, logs and
 temp paths all live in a private temp dir (removed by stop()). One worker,
 keep-alive, sendfile, no access log; "user root;" only when run as root.
+With tls=(certificate, key) it speaks TLS instead, with HTTP/2 offered by ALPN;
+with access_log=True it logs "PROTOCOL STATUS CONNECTION URI" per request to
+srv.access_log (read it with srv.requests()).
 
-API:  srv = start_nginx(root)  ->  srv.url ("http://127.0.0.1:PORT"),
-      srv.port, srv.pid, srv.stop(); also a context manager.
+API:  srv = start_nginx(root, tls=None, access_log=False)  ->  srv.url
+      ("http://127.0.0.1:PORT" or "https://..."), srv.port, srv.pid,
+      srv.stop(); also a context manager.
 CLI:  nginx.py --root DIR [--port-file F]
       prints the URL, serves until SIGTERM/SIGINT (or until nginx dies).
 
@@ -28,6 +32,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -47,7 +52,8 @@ http {{
         text/plain txt md; text/html html;
     }}
     default_type application/octet-stream;
-    access_log off;
+    log_format asyncd_test '$server_protocol $status $connection $request_uri';
+    {access_log}
     sendfile on;
     tcp_nopush on;
     keepalive_timeout 60s;
@@ -58,8 +64,9 @@ http {{
     uwsgi_temp_path "{tmp}/uwsgi";
     scgi_temp_path "{tmp}/scgi";
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen_tls};
         server_name localhost;
+        {tls_files}
         root "{root}";
         add_header X-Asyncd-Nginx {token} always;
         location / {{ }}
@@ -108,10 +115,17 @@ def stop_group(proc, timeout=5.0):
 
 
 class Nginx:
-    def __init__(self, proc, port, tmp):
+    def __init__(self, proc, port, tmp, tls=False, access_log=None):
         self.proc, self.port, self.tmp = proc, port, tmp
         self.pid = proc.pid
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        self.access_log = access_log
+
+    def requests(self):
+        """(protocol, status, connection number, URI) of every request logged so far (nginx
+        writes each line when the response is done)."""
+        with open(self.access_log) as f:
+            return [tuple(line.split(" ", 3)) for line in f.read().splitlines()]
 
     def stop(self):
         if self.tmp is None:
@@ -135,11 +149,15 @@ def _read(path):
         return ""
 
 
-def _answers(port, token):
+def _answers(port, token, tls=False):
     """Is it our nginx on port? (A short timeout: a foreign listener might
     accept and never answer.)"""
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=0.2)
+        if tls:   # the certificate is the test's business, not this probe's
+            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=0.2,
+                                               context=ssl._create_unverified_context())
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=0.2)
         conn.request("HEAD", "/")
         ok = conn.getresponse().getheader("X-Asyncd-Nginx") == token
         conn.close()
@@ -148,7 +166,7 @@ def _answers(port, token):
         return False
 
 
-def start_nginx(root, attempts=5, timeout=10.0):
+def start_nginx(root, attempts=5, timeout=10.0, tls=None, access_log=False):
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise RuntimeError(f"nginx root {root}: not a directory")
@@ -161,7 +179,12 @@ def start_nginx(root, attempts=5, timeout=10.0):
             with open(conf, "w") as f:
                 f.write(CONFIG.format(
                     user="user root;\n" if os.geteuid() == 0 else "",
-                    tmp=esc(tmp), port=port, root=esc(root), token=token))
+                    tmp=esc(tmp), port=port, root=esc(root), token=token,
+                    listen_tls=" ssl http2" if tls else "",
+                    tls_files=(f'ssl_certificate "{esc(tls[0])}"; ssl_certificate_key "{esc(tls[1])}";'
+                               if tls else ""),
+                    access_log=(f'access_log "{esc(tmp)}/access.log" asyncd_test;' if access_log
+                                else "access_log off;")))
             errlog, stderr = os.path.join(tmp, "error.log"), os.path.join(tmp, "stderr")
             if os.path.exists(errlog):
                 os.unlink(errlog)   # no stale "bind() failed" from the last try
@@ -173,8 +196,9 @@ def start_nginx(root, attempts=5, timeout=10.0):
                     preexec_fn=die_with_parent())
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and proc.poll() is None:
-                if _answers(port, token):
-                    return Nginx(proc, port, tmp)
+                if _answers(port, token, bool(tls)):
+                    return Nginx(proc, port, tmp, bool(tls),
+                                 os.path.join(tmp, "access.log") if access_log else None)
                 err = _read(stderr) + _read(errlog)
                 if "bind() to" in err:   # port taken: nginx would retry 2.5 s
                     break

@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+"""The flags job over HTTPS through the real asyncd: nginx with a certificate from a test CA, HTTP/2
+offered by ALPN. The daemon runs in a private mount namespace whose /etc/ssl/certs holds only the
+test CA, so it trusts exactly what a system with that CA installed would trust. A server with a
+self-signed certificate and one whose certificate names another host must fail every task with
+the TLS reason, and leave no file behind.
+
+Needs root (mount namespace) and openssl; skipped (77) otherwise."""
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from asyncd_test import Bus, Client, Daemon, check, env, finish, flag_codes, temporary_files
+from gi.repository import GLib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "servers"))
+from nginx import start_nginx  # noqa: E402
+
+UNKNOWN = ["xx", "qq", "zz"]
+CERTS = "/etc/ssl/certs"
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def make_key(name, cwd):
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", f"{name}.key", cwd=cwd)
+
+
+def make_certificates(d):
+    """ca.crt; good.crt (signed by the CA, for 127.0.0.1); other-host.crt (signed by the CA, for
+    another name only); self-signed.crt (for 127.0.0.1, signed by nobody we trust)."""
+    make_key("ca", d)
+    openssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=asyncd test CA", "-days", "2",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+            "-out", "ca.crt", cwd=d)
+    for name, san in (("good", "IP:127.0.0.1,DNS:localhost"), ("other-host", "DNS:downloads.example.org")):
+        make_key(name, d)
+        openssl("req", "-new", "-key", f"{name}.key", "-subj", f"/CN={name}", "-out", f"{name}.csr", cwd=d)
+        with open(os.path.join(d, f"{name}.ext"), "w") as f:
+            f.write(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=d)
+    make_key("self-signed", d)
+    openssl("req", "-x509", "-new", "-key", "self-signed.key", "-subj", "/CN=127.0.0.1", "-days", "2",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-out", "self-signed.crt", cwd=d)
+    # /etc/ssl/certs as ca-certificates lays it out: the bundle, and the CA under its hash.
+    store = os.path.join(d, "store")
+    os.mkdir(store)
+    shutil.copy(os.path.join(d, "ca.crt"), os.path.join(store, "ca-certificates.crt"))
+    h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", "ca.crt"], cwd=d, check=True,
+                       capture_output=True, text=True).stdout.strip()
+    os.symlink("ca-certificates.crt", os.path.join(store, f"{h}.0"))
+    return store
+
+
+def trusting(store):
+    """A wrapper that runs a command with store mounted over /etc/ssl/certs, in its own mount
+    namespace: the host's trust store is left alone."""
+    script = 'mount --bind "$0" ' + CERTS + ' && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, store]
+
+
+def u(v):
+    return GLib.Variant("u", v)
+
+
+def run_job(bus, tasks, out, concurrency):
+    c = Client(bus.address)
+    c.subscribe()
+    _, path = c.submit(tasks, out, {"concurrency": u(concurrency)})
+    finished = c.pump(lambda: c.job_signals(path, "Finished"))
+    results = {r[1]: r for r in c.completed_results(path)}
+    c.close()
+    return finished, results
+
+
+def main():
+    if os.geteuid() != 0:
+        print("needs root: the daemon's trust store is replaced in a private mount namespace", file=sys.stderr)
+        sys.exit(77)
+    for tool in ("openssl", "unshare"):
+        if not shutil.which(tool):
+            print(f"{tool} not found (scripts/install-deps.sh installs it)", file=sys.stderr)
+            sys.exit(77)
+    if not os.path.isdir(CERTS):
+        print(f"{CERTS} missing: install ca-certificates (scripts/install-deps.sh)", file=sys.stderr)
+        sys.exit(1)
+    fixtures = env("ASYNCD_FIXTURES")
+    work = tempfile.mkdtemp(prefix="asyncd-https-")
+    store = make_certificates(work)
+    servers = {name: start_nginx(fixtures, tls=(os.path.join(work, f"{name}.crt"), os.path.join(work, f"{name}.key")),
+                                 access_log=True)
+               for name in ("good", "other-host", "self-signed")}
+    bus = Bus("session")
+    daemon = Daemon(bus, wrapper=trusting(store))
+    try:
+        run(bus, servers, fixtures, work)
+    finally:
+        check(daemon.stop() == 0, "asyncd exits 0 on SIGTERM")
+        bus.stop()
+        for s in servers.values():
+            s.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    finish()
+
+
+def run(bus, servers, fixtures, work):
+    codes = flag_codes() + UNKNOWN
+    good = servers["good"]
+    out = os.path.join(work, "flags")
+    os.mkdir(out)
+    finished, results = run_job(bus, [(f"{good.url}/flags/{c}/{c}.gif", "") for c in codes], out, 20)
+    check(finished, f"flags job over {good.url}: Finished arrives")
+    check(sorted(results) == list(range(len(codes))), "every task exactly one result")
+    ok = [results.get(i) for i in range(194)]
+    check(all(r and r[2] == "ok" and r[3] == 200 for r in ok), "194 flags ok with HTTP 200 over TLS")
+    check(all(results.get(194 + i, ("",) * 7)[2] == "not_found" for i in range(3)), "3 unknown codes not_found")
+    check(all(filecmp.cmp(os.path.join(fixtures, "flags", c, f"{c}.gif"), os.path.join(out, f"{c}.gif"),
+                          shallow=False) for c in codes[:194]), "194 files byte-identical to the fixtures")
+    check(sorted(os.listdir(out)) == sorted(f"{c}.gif" for c in codes[:194]), "no other file, no temporary file")
+
+    logged = [r for r in good.requests() if r[3].startswith("/flags/")]
+    protocols = sorted({r[0] for r in logged})
+    check(len(logged) == len(codes) and protocols == ["HTTP/2.0"],
+          f"nginx served all {len(codes)} requests over HTTP/2 (logged {len(logged)}, protocols {protocols})")
+    # 20 would be one connection per slot: the transfers waited for the first one and share it.
+    connections = len({r[2] for r in logged})
+    check(connections <= 2, f"HTTP/2 streams multiplexed: {len(logged)} requests on {connections} connection(s)")
+
+    for name, reason in (("self-signed", "certificate"), ("other-host", "127.0.0.1")):
+        srv = servers[name]
+        out = os.path.join(work, name)
+        os.mkdir(out)
+        finished, results = run_job(bus, [(f"{srv.url}/flags/{c}/{c}.gif", "") for c in codes[:10]], out, 5)
+        errors = [results.get(i) for i in range(10)]
+        check(finished and all(r and r[2] == "error" for r in errors),
+              f"{name} certificate: every task is an error")
+        messages = sorted({r[6] for r in errors if r})
+        check(all(reason in m and ("SSL" in m or "certificate" in m) for m in messages),
+              f"{name} certificate: the error says why: {messages}")
+        check(os.listdir(out) == [] and temporary_files(out) == [], f"{name} certificate: no file written")
+        check(not [r for r in srv.requests() if r[3].startswith("/flags/")],
+              f"{name} certificate: no request reached the server")
+
+
+if __name__ == "__main__":
+    main()
