@@ -247,6 +247,58 @@ indent </tmp/status.out
 check "asyncctl status lists the job as done, 196/196" grep -Eq ' done +196/196 +194 +2 ' /tmp/status.out
 
 # ---------------------------------------------------------------------------
+section "HTTPS: the sandboxed service verifies against the system trust store"
+# A local authority installed the Debian way; the server's certificate names
+# 127.0.0.1 only, so https://localhost/ must fail the host name check.
+TLS=/run/ci-tls
+TLS_PORT=8443
+mkdir -p "$TLS"
+(
+        cd "$TLS" &&
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key &&
+        openssl req -x509 -new -key ca.key -subj "/CN=asyncd CI CA" -days 2 -out ca.crt \
+                -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out server.key &&
+        openssl req -new -key server.key -subj /CN=127.0.0.1 -out server.csr &&
+        printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext &&
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+                -extfile server.ext -out server.crt
+) >/tmp/tls.out 2>&1
+check "a test CA and a server certificate for 127.0.0.1 are made" test -s "$TLS/server.crt"
+cp "$TLS/ca.crt" /usr/local/share/ca-certificates/asyncd-ci-ca.crt
+update-ca-certificates >/tmp/tls.out 2>&1
+check "update-ca-certificates adds the CA to /etc/ssl/certs" \
+        grep -q "$(sed -n 2p "$TLS/ca.crt")" /etc/ssl/certs/ca-certificates.crt
+systemd-run --quiet --unit=ci-httpsd --property=Type=exec \
+        python3 /ci/servers/fault-server.py --root "$FIXTURES" --port "$TLS_PORT" \
+        --tls "$TLS/server.crt" "$TLS/server.key" --log /run/ci-httpsd.log
+check "the test HTTPS server listens on 127.0.0.1:$TLS_PORT" wait_until 15 port_open "$TLS_PORT"
+TDL=/root/tls-flags
+rm -rf "$TDL"
+mkdir -m 0755 "$TDL"
+timeout 60 asyncctl submit -o "$TDL" "https://127.0.0.1:$TLS_PORT/flags/br/br.gif" \
+        "https://127.0.0.1:$TLS_PORT/flags/jp/jp.gif" "https://127.0.0.1:$TLS_PORT/flags/ng/ng.gif" \
+        >/tmp/tls.out 2>&1
+rc=$?
+indent </tmp/tls.out
+expect_eq "asyncctl submit of 3 flags over HTTPS exits 0" 0 "$rc"
+same=0
+for cc in br jp ng; do
+        cmp -s "$FLAGS/$cc/$cc.gif" "$TDL/$cc.gif" && same=$((same + 1))
+done
+expect_eq "the 3 files are identical to the fixtures" 3 "$same"
+timeout 60 asyncctl submit -v -o "$TDL" "https://localhost:$TLS_PORT/flags/fr/fr.gif" >/tmp/tls.out 2>&1
+rc=$?
+indent </tmp/tls.out
+expect_eq "a certificate for another host name: asyncctl exits 3" 3 "$rc"
+check "the task's error names the TLS host name check" grep -q "SSL.*localhost" /tmp/tls.out
+check "no file for it" test ! -e "$TDL/fr.gif"
+expect_eq "the HTTPS server served exactly the 3 trusted requests" 3 "$(wc -l </run/ci-httpsd.log)"
+systemctl stop ci-httpsd.service
+rm -f /usr/local/share/ca-certificates/asyncd-ci-ca.crt
+update-ca-certificates --fresh >/dev/null 2>&1
+
+# ---------------------------------------------------------------------------
 section "systemctl stop in the middle of a slow job"
 SLOW=/srv/slow
 rm -rf "$SLOW"

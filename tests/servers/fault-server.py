@@ -45,7 +45,9 @@ the rest of the path is a normal document path:
 
 Options: --root DIR (default .), --port N (default 0 = any free port),
 --port-file F (port written atomically once listening; "PORT\\n" is also
-printed on stdout), --seed N (default 0), --log F.
+printed on stdout), --seed N (default 0), --log F, --tls CERT KEY (HTTPS
+with that certificate chain and key, HTTP/1.1 only; the handshake is done
+by the thread that serves the connection).
 
 --log F: one JSON object per request (not for /_stats), written after the
 response: ts, method, path (target as sent), status (int, null for reset),
@@ -68,6 +70,7 @@ import posixpath
 import signal
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
@@ -337,6 +340,18 @@ class Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.logf = open(cfg.log, "w", encoding="utf-8") if cfg.log else None
         super().__init__(("127.0.0.1", cfg.port), Handler)
+        if cfg.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*cfg.tls)
+            self.socket = ctx.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def finish_request(self, request, client_address):
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError):
+                return  # e.g. a client that does not trust the certificate
+        super().finish_request(request, client_address)
 
     def server_bind(self):
         # HTTPServer.server_bind does a getfqdn() lookup we don't need.
@@ -386,6 +401,8 @@ def parse_args(argv=None):
     p.add_argument("--per-attempt", action="store_true",
                    help="the fate also depends on the attempt number")
     p.add_argument("--log", help="JSON lines log, one per request")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"),
+                   help="serve HTTPS with this certificate (chain) and key")
     p.add_argument("--explain", nargs="+", metavar="TARGET",
                    help="print the mode-level plan for these targets and exit")
     cfg = p.parse_args(argv)
