@@ -10,7 +10,6 @@ Needs root (mount namespace) and openssl; skipped (77) otherwise."""
 import filecmp
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -19,51 +18,9 @@ from gi.repository import GLib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "servers"))
 from nginx import start_nginx  # noqa: E402
+from testca import TestCA, available, trusting  # noqa: E402
 
 UNKNOWN = ["xx", "qq", "zz"]
-CERTS = "/etc/ssl/certs"
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def make_key(name, cwd):
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", f"{name}.key", cwd=cwd)
-
-
-def make_certificates(d):
-    """ca.crt; good.crt (signed by the CA, for 127.0.0.1); other-host.crt (signed by the CA, for
-    another name only); self-signed.crt (for 127.0.0.1, signed by nobody we trust)."""
-    make_key("ca", d)
-    openssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=asyncd test CA", "-days", "2",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
-            "-out", "ca.crt", cwd=d)
-    for name, san in (("good", "IP:127.0.0.1,DNS:localhost"), ("other-host", "DNS:downloads.example.org")):
-        make_key(name, d)
-        openssl("req", "-new", "-key", f"{name}.key", "-subj", f"/CN={name}", "-out", f"{name}.csr", cwd=d)
-        with open(os.path.join(d, f"{name}.ext"), "w") as f:
-            f.write(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=d)
-    make_key("self-signed", d)
-    openssl("req", "-x509", "-new", "-key", "self-signed.key", "-subj", "/CN=127.0.0.1", "-days", "2",
-            "-addext", "subjectAltName=IP:127.0.0.1", "-out", "self-signed.crt", cwd=d)
-    # /etc/ssl/certs as ca-certificates lays it out: the bundle, and the CA under its hash.
-    store = os.path.join(d, "store")
-    os.mkdir(store)
-    shutil.copy(os.path.join(d, "ca.crt"), os.path.join(store, "ca-certificates.crt"))
-    h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", "ca.crt"], cwd=d, check=True,
-                       capture_output=True, text=True).stdout.strip()
-    os.symlink("ca-certificates.crt", os.path.join(store, f"{h}.0"))
-    return store
-
-
-def trusting(store):
-    """A wrapper that runs a command with store mounted over /etc/ssl/certs, in its own mount
-    namespace: the host's trust store is left alone."""
-    script = 'mount --bind "$0" ' + CERTS + ' && exec "$@"'
-    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, store]
 
 
 def u(v):
@@ -81,24 +38,19 @@ def run_job(bus, tasks, out, concurrency):
 
 
 def main():
-    if os.geteuid() != 0:
-        print("needs root: the daemon's trust store is replaced in a private mount namespace", file=sys.stderr)
+    why = available()
+    if why:
+        print(why, file=sys.stderr)
         sys.exit(77)
-    for tool in ("openssl", "unshare"):
-        if not shutil.which(tool):
-            print(f"{tool} not found (scripts/install-deps.sh installs it)", file=sys.stderr)
-            sys.exit(77)
-    if not os.path.isdir(CERTS):
-        print(f"{CERTS} missing: install ca-certificates (scripts/install-deps.sh)", file=sys.stderr)
-        sys.exit(1)
     fixtures = env("ASYNCD_FIXTURES")
     work = tempfile.mkdtemp(prefix="asyncd-https-")
-    store = make_certificates(work)
-    servers = {name: start_nginx(fixtures, tls=(os.path.join(work, f"{name}.crt"), os.path.join(work, f"{name}.key")),
-                                 access_log=True)
-               for name in ("good", "other-host", "self-signed")}
+    ca = TestCA(work)
+    certificates = {"good": ca.issue("good", "IP:127.0.0.1,DNS:localhost"),
+                    "other-host": ca.issue("other-host", "DNS:downloads.example.org"),
+                    "self-signed": ca.self_signed("self-signed", "IP:127.0.0.1")}
+    servers = {name: start_nginx(fixtures, tls=tls, access_log=True) for name, tls in certificates.items()}
     bus = Bus("session")
-    daemon = Daemon(bus, wrapper=trusting(store))
+    daemon = Daemon(bus, wrapper=trusting(ca.store()))
     try:
         run(bus, servers, fixtures, work)
     finally:
