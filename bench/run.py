@@ -29,6 +29,7 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 import dataset  # noqa: E402
 import procstat  # noqa: E402
 import servers  # noqa: E402
+import testca  # noqa: E402  (tests/servers, on the path through servers)
 
 PY = "/usr/bin/python3"          # Debian's python3: python3-aiohttp and python3-gi live there
 WORK = "/tmp/asyncd-bench"
@@ -74,6 +75,7 @@ def make_scenarios(a):
         Scenario(f"small-{label}-c10", "small", n, 10, "plain", PEERS_SMALL, target="small"),
         Scenario(f"small-{label}-404", "small", n, 100, "404", PEERS_SMALL),
         Scenario(f"small-{label}-delay20ms", "small", n, 100, "delay", PEERS_SMALL),
+        Scenario(f"small-{label}-https", "small", n, 100, "https", PEERS_SMALL, fs=["tmpfs"]),
         Scenario(f"big-{big_mib}MiB", "big", 1, 1, "plain", PEERS_BIG, mib=big_mib),
         Scenario("wrk-ceiling", "wrk", n, 0, "plain", ["wrk"], fs=["-"],
                  conns=[100, 10], duration=2 if a.quick else 5),
@@ -106,7 +108,7 @@ class Lists:
 
     def base(self, variant):
         return {"plain": self.srv.url, "404": self.srv.url + "/nf", "delay": self.srv.delay_url,
-                "slow": self.srv.slow_url}[variant]
+                "slow": self.srv.slow_url, "https": self.srv.tls_url}[variant]
 
     def small(self, variant, n):
         """(plain list path, curl config path)."""
@@ -121,7 +123,7 @@ class Lists:
                     rel = dataset.small_rel(i)
                     p.write(f"{base}/{rel}\n")
                     c.write(f'url = "{base}/{rel}"\n')
-                    q.write(f"{base[len(self.srv.url):]}/{rel}\n")
+                    q.write(f"{base[len(self.srv.url):] if base.startswith(self.srv.url) else ''}/{rel}\n")
             self.cache[key] = (plain, cfg, paths)
         return self.cache[key]
 
@@ -281,6 +283,17 @@ class Harness:
                 ok.append(t)
         return ok
 
+    def https_possible(self):
+        """Whether the HTTPS scenario can run here; if not, it is left out and the report says why."""
+        if not any(s.variant == "https" for s in self.scenarios):
+            return False
+        why = testca.available()
+        if why:
+            self.scenarios = [s for s in self.scenarios if s.variant != "https"]
+            self.notes.append(f"HTTPS scenario left out: {why}")
+            log(f"!! HTTPS scenario left out: {why}")
+        return why is None
+
     def snapshot_binaries(self):
         """Copies asyncd and asyncctl once, so that a rebuild in the tree during the session
         cannot change the binary between runs."""
@@ -362,7 +375,15 @@ class Harness:
         return rec
 
     # -- commands -------------------------------------------------------------------------------
-    def small_cmd(self, tool, lists, outdir, c):
+    def small_cmd(self, tool, lists, outdir, c, ca=None):
+        """The tool's command for a list; ca: the CA certificate to trust (HTTPS), None for HTTP."""
+        cmd = self._small_cmd(tool, lists, outdir, c)
+        if ca:
+            cmd += {"curl": ["--cacert", ca], "aria2c": [f"--ca-certificate={ca}"],
+                    "wget2": [f"--ca-certificate={ca}"], "python-aiohttp": ["--cafile", ca]}.get(tool, [])
+        return cmd
+
+    def _small_cmd(self, tool, lists, outdir, c):
         plain, cfg, _ = lists
         if tool == "asyncd":
             return [self.asyncctl_bin, f"--bus-address={self.bus.address}", "submit", "-m", str(c),
@@ -424,11 +445,16 @@ class Harness:
         tag = f"{s.name}-{fs}-{tool}-r{rep}"
         lists = self.lists.small(s.variant, s.n)
         outdir = self.outdir(fs, f"{s.name}-{tool}")
+        https = s.variant == "https"
         os.sync()
-        daemon = self.start_daemon(tag) if tool.startswith("asyncd") else None
+        # Over HTTPS each client trusts the session's CA: its own option, or for the daemon its
+        # own /etc/ssl/certs in a mount namespace (testca.trusting()).
+        daemon = self.start_daemon(tag, testca.trusting(self.srv.ca.store()) if https else ()) \
+            if tool.startswith("asyncd") else None
         try:
             timeout = self.a.timeout or max(120, s.n / 10 * (5 if s.c <= 10 else 1))
-            rec = self.measure(tool, self.small_cmd(tool, lists, outdir, s.c), tag, timeout, daemon)
+            cmd = self.small_cmd(tool, lists, outdir, s.c, self.srv.ca.cert if https else None)
+            rec = self.measure(tool, cmd, tag, timeout, daemon)
         finally:
             if daemon:
                 daemon.stop()
@@ -652,7 +678,8 @@ class Harness:
         self.ds = dataset.DataSet(WORK).ensure(big_sizes, log=log)
         log("warming the page cache ...")
         self.ds.warm()
-        self.srv = servers.Server(self.ds.www)
+        self.tls = self.https_possible()
+        self.srv = servers.Server(self.ds.www, tls=self.tls)
         self.lists = Lists(self.srv, self.ds)
         log(f"nginx {self.srv.url} (pid {self.srv.proc.pid}, worker {self.srv.worker_pids()}); "
             f"delays by {self.srv.delay_kind}")
@@ -695,7 +722,7 @@ class Harness:
         log(f"!! {msg}")
         self.notes.append(msg + " (killed from outside? The runs it broke were repeated.)")
         self.srv.stop()
-        self.srv = servers.Server(self.ds.www)
+        self.srv = servers.Server(self.ds.www, tls=self.tls)
         self.lists = Lists(self.srv, self.ds)
 
     def run_one(self, fn, *args):

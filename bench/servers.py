@@ -13,6 +13,10 @@ its own process group with PR_SET_PDEATHSIG), plus what the benchmark needs:
   /slow/<path>    wait 60 s,  then serve /<path>   (cancel scenario: keeps
                                                     transfers in flight)
 
+With tls=True (needs openssl) a second listener, `server.tls_url`, serves the
+same tree over TLS with HTTP/2 offered by ALPN, with a certificate for
+127.0.0.1 from a throw-away CA (`server.ca`, tests/servers/testca.py).
+
 The delays come from nginx itself: `echo_sleep` of the echo module
 (libnginx-mod-http-echo, which Debian's nginx-light depends on) arms an nginx
 timer — no thread, no blocking, no limit_rate — and `echo_exec` then redirects
@@ -40,6 +44,8 @@ NGINX = "/usr/sbin/nginx"
 ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAULT_SERVER = os.path.join(os.path.dirname(HERE), "tests", "servers", "fault-server.py")
+sys.path.insert(0, os.path.dirname(FAULT_SERVER))
+import testca  # noqa: E402
 
 CONFIG = """\
 {load}{user}worker_processes 1;
@@ -69,7 +75,18 @@ http {{
         location / {{ }}
         location ~ ^/m/[0-9]*([0-9][0-9][0-9])$ {{ try_files /tiny/$1 =404; }}
 {delay}    }}
-}}
+{tls}}}
+"""
+
+TLS_SERVER = """\
+    server {{
+        listen 127.0.0.1:{port} ssl http2 backlog=4096;
+        ssl_certificate "{cert}";
+        ssl_certificate_key "{key}";
+        server_name localhost;
+        root "{root}";
+        location / {{ }}
+    }}
 """
 
 DELAY_LOCATIONS = """\
@@ -134,10 +151,14 @@ def _read(path):
 class Server:
     """nginx (+ the fault server when the echo module is missing)."""
 
-    def __init__(self, root, delay=0.02, slow=60.0, use_echo=None):
+    def __init__(self, root, delay=0.02, slow=60.0, use_echo=None, tls=False):
         self.root = os.path.abspath(root)
         self.tmp = tempfile.mkdtemp(prefix="asyncd-bench-nginx-")
         self.proc = self.fault = None
+        self.ca = self.tls_url = None
+        if tls:
+            self.ca = testca.TestCA(os.path.join(self.tmp, "ca"))
+            self.tls_cert = self.ca.issue("server", "IP:127.0.0.1")
         if use_echo is None:
             use_echo = os.path.exists(ECHO_MODULE)
         self.delay_kind = "nginx echo_sleep" if use_echo else "fault-server.py (Python)"
@@ -160,13 +181,16 @@ class Server:
         err = ""
         for _ in range(attempts):
             port, token = _free_port(), secrets.token_hex(8)
+            tls_port = _free_port() if self.ca else None
             conf = os.path.join(self.tmp, "nginx.conf")
             with open(conf, "w") as f:
                 f.write(CONFIG.format(
                     load=f"load_module {ECHO_MODULE};\n" if use_echo else "",
                     user="user root;\n" if os.geteuid() == 0 else "",
                     tmp=self.tmp, port=port, root=self.root, token=token,
-                    delay=DELAY_LOCATIONS.format(delay=delay, slow=slow) if use_echo else ""))
+                    delay=DELAY_LOCATIONS.format(delay=delay, slow=slow) if use_echo else "",
+                    tls=TLS_SERVER.format(port=tls_port, cert=self.tls_cert[0], key=self.tls_cert[1],
+                                          root=self.root) if self.ca else ""))
             errlog = os.path.join(self.tmp, "error.log")
             stderr = os.path.join(self.tmp, "stderr")
             if os.path.exists(errlog):
@@ -180,6 +204,8 @@ class Server:
             while time.monotonic() < deadline and self.proc.poll() is None:
                 if _answers(port, token):
                     self.port, self.url = port, f"http://127.0.0.1:{port}"
+                    if tls_port:
+                        self.tls_url = f"https://127.0.0.1:{tls_port}"
                     return
                 err = _read(stderr) + _read(errlog)
                 if "bind() to" in err:
