@@ -449,7 +449,7 @@ class Harness:
         os.sync()
         # Over HTTPS each client trusts the session's CA: its own option, or for the daemon its
         # own /etc/ssl/certs in a mount namespace (testca.trusting()).
-        daemon = self.start_daemon(tag, testca.trusting(self.srv.ca.store()) if https else ()) \
+        daemon = self.start_daemon(tag, testca.trusting(self.srv.ca_store) if https else ()) \
             if tool.startswith("asyncd") else None
         try:
             timeout = self.a.timeout or max(120, s.n / 10 * (5 if s.c <= 10 else 1))

@@ -159,6 +159,7 @@ class Server:
         if tls:
             self.ca = testca.TestCA(os.path.join(self.tmp, "ca"))
             self.tls_cert = self.ca.issue("server", "IP:127.0.0.1")
+            self.ca_store = self.ca.store()
         if use_echo is None:
             use_echo = os.path.exists(ECHO_MODULE)
         self.delay_kind = "nginx echo_sleep" if use_echo else "fault-server.py (Python)"

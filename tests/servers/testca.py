@@ -71,11 +71,11 @@ class TestCA:
     def store(self):
         """A directory to put over /etc/ssl/certs: this CA and nothing else."""
         store = os.path.join(self.dir, "store")
-        if not os.path.isdir(store):
-            os.mkdir(store)
-            shutil.copy(self.cert, os.path.join(store, "ca-certificates.crt"))
-            h = _openssl("x509", "-hash", "-noout", "-in", "ca.crt", cwd=self.dir).strip()
-            os.symlink("ca-certificates.crt", os.path.join(store, f"{h}.0"))
+        shutil.rmtree(store, ignore_errors=True)   # a directory reused: the CA is a new one
+        os.mkdir(store)
+        shutil.copy(self.cert, os.path.join(store, "ca-certificates.crt"))
+        h = _openssl("x509", "-hash", "-noout", "-in", "ca.crt", cwd=self.dir).strip()
+        os.symlink("ca-certificates.crt", os.path.join(store, f"{h}.0"))
         return store
 
 
