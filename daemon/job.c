@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "job.h"
 #include "log.h"
@@ -37,7 +38,8 @@ bool job_is_finished(const Job *j) {
 }
 
 bool job_is_runnable(const Job *j) {
-        return !j->cancel_requested && j->next_task < j->n_tasks && j->active < j->options.concurrency;
+        return !j->cancel_requested && j->next_task < j->n_tasks &&
+                j->active < (j->probing ? 1U : j->options.concurrency);
 }
 
 static void make_runnable(Job *j) {
@@ -45,6 +47,35 @@ static void make_runnable(Job *j) {
                 list_append(&j->engine->runnable, &j->runnable_link);
                 engine_wake_scheduler(j->engine);
         }
+}
+
+/* Long enough for a TCP and TLS handshake to most servers; a host slower than that gets one
+ * connection per transfer, as without the probe, rather than stalling the job. */
+#define JOB_PROBE_USEC (1 * USEC_PER_SEC)
+
+static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        job_end_probe(userdata);
+        return 0;
+}
+
+void job_end_probe(Job *j) {
+        if (!j->probing)
+                return;
+        j->probing = false;
+        j->probe_timer = sd_event_source_disable_unref(j->probe_timer);
+        make_runnable(j);
+}
+
+static void start_probe(Job *j) {
+        int r;
+
+        if (j->n_tasks < 2 || j->options.concurrency < 2 || strncasecmp(j->tasks[0].url, "https:", 6) != 0)
+                return;
+        r = sd_event_add_time_relative(j->engine->event, &j->probe_timer, CLOCK_MONOTONIC, JOB_PROBE_USEC, 0,
+                                       on_probe_timer, j);
+        if (r < 0)
+                return (void) log_debug_errno(r, "No probe timer, starting every transfer at once: %m");
+        j->probing = true;
 }
 
 int job_new(Job **ret, Engine *e, TaskSpec *tasks, size_t n_tasks, int dirfd, const JobOptions *options,
@@ -73,6 +104,7 @@ int job_new(Job **ret, Engine *e, TaskSpec *tasks, size_t n_tasks, int dirfd, co
         j->userdata = userdata;
         e->n_jobs++;
 
+        start_probe(j);
         make_runnable(j);
         *ret = j;
         return 0;
@@ -85,6 +117,7 @@ Job *job_free(Job *j) {
         /* Transfers point at the job; the owner must wait for on_finished. */
         assert(list_is_empty(&j->transfers));
         list_unlink(&j->runnable_link);
+        sd_event_source_disable_unref(j->probe_timer);
         free(j->name_index);
         for (uint32_t i = 0; i < j->n_results; i++)
                 free(j->results[i].error);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "engine.h"
 #include "list.h"
@@ -77,6 +78,10 @@ struct Job {
         uint32_t counts[_TASK_STATUS_MAX];
         uint64_t bytes_downloaded;
         unsigned active;                /* this job's transfers on the wire */
+        /* An https job starts with one transfer, so that the others find its connection and share
+         * it if it speaks HTTP/2, instead of each opening (and handshaking) one of their own. */
+        bool probing;
+        sd_event_source *probe_timer;   /* stop waiting for that first connection after a while */
 
         JobState state;
         bool cancel_requested;
@@ -116,6 +121,8 @@ void job_start_next(Job *j);
 
 /* Internal to the engine: a task is off the wire, or has its final result. */
 void job_release_slot(Job *j);
+/* The probing transfer has its connection (or has ended): the rest of the semaphore opens. */
+void job_end_probe(Job *j);
 void job_record_result(Job *j, uint32_t index, TaskStatus status, long http_code, uint64_t bytes, const char *error);
 
 static inline void job_freep(Job **j) {

@@ -185,6 +185,14 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
+/* Called once the transfer has its connection, just before the request goes out. */
+static int on_connected(void *userdata, char *primary_ip, char *local_ip, int primary_port, int local_port) {
+        Transfer *t = userdata;
+
+        job_end_probe(t->job);
+        return CURL_PREREQFUNC_OK;
+}
+
 /* Big receive buffers cut the per-chunk cost of large bodies, but every transfer on the wire holds
  * one: share a fixed budget per job between its concurrent transfers. */
 #define RECEIVE_BUFFER_BUDGET (1024L * 1024L)
@@ -198,12 +206,13 @@ static int setup_easy(Transfer *t) {
         const JobOptions *o = &t->job->options;
         CURL *e = t->easy;
 
-        /* No CURLOPT_PIPEWAIT (one HTTP/2 connection per host instead of one per slot): with
-         * libcurl 7.88 the waiting transfers fail one handshake at a time when a host's
-         * certificate is refused, and beyond 100 streams each opens a connection anyway
-         * (bench/README.md, "Measured and not adopted"). */
+        /* Not CURLOPT_PIPEWAIT for sharing an HTTP/2 connection: with libcurl 7.88 the waiting
+         * transfers fail one handshake at a time when a host's certificate is refused, and beyond
+         * 100 streams each opens a connection anyway (bench/README.md). The job's probe instead. */
         if (curl_easy_setopt(e, CURLOPT_URL, t->job->tasks[t->index].url) != CURLE_OK)
                 return -ENOMEM;
+        (void) curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_connected);
+        (void) curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
         (void) curl_easy_setopt(e, CURLOPT_PRIVATE, t);
         (void) curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
         (void) curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
@@ -258,6 +267,7 @@ static void leave_wire(Transfer *t) {
         (void) curl_easy_setopt(t->easy, CURLOPT_PRIVATE, NULL);
         curl_glue_put_easy(g, t->easy);
         t->easy = NULL;
+        job_end_probe(t->job);
         job_release_slot(t->job);
 }
 

@@ -11,6 +11,7 @@ import filecmp
 import os
 import shutil
 import sys
+import socket
 import tempfile
 import time
 
@@ -28,10 +29,11 @@ def u(v):
     return GLib.Variant("u", v)
 
 
-def run_job(bus, tasks, out, concurrency):
+def run_job(bus, tasks, out, concurrency, **options):
     c = Client(bus.address)
     c.subscribe()
-    _, path = c.submit(tasks, out, {"concurrency": u(concurrency)})
+    _, path = c.submit(tasks, out, {"concurrency": u(concurrency),
+                                    **{k: GLib.Variant("t", v) for k, v in options.items()}})
     finished = c.pump(lambda: c.job_signals(path, "Finished"))
     results = {r[1]: r for r in c.completed_results(path)}
     c.close()
@@ -82,9 +84,27 @@ def run(bus, servers, fixtures, work):
     protocols = sorted({r[0] for r in logged})
     check(len(logged) == len(codes) and protocols == ["HTTP/2.0"],
           f"nginx served all {len(codes)} requests over HTTP/2 (logged {len(logged)}, protocols {protocols})")
+    # The job's first transfer connects alone; the others find its HTTP/2 connection and share it
+    # (without that probe: 20 connections, one per slot).
     connections = len({r[2] for r in logged})
-    check(connections <= 20, f"connections reused: {len(logged)} requests on {connections} connection(s), "
-          "at most one per slot")
+    check(connections <= 2, f"HTTP/2 streams share the connection: {len(logged)} requests on "
+          f"{connections} connection(s)")
+
+    # A first host that never answers the TLS handshake holds the others back for a second only.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        stalled = f"https://127.0.0.1:{silent.getsockname()[1]}/flags/ad/ad.gif"
+        out = os.path.join(work, "stalled-first")
+        os.mkdir(out)
+        tasks = [(stalled, "stalled.gif")] + [(f"{good.url}/flags/{c}/{c}.gif", "") for c in codes[:50]]
+        finished, results = run_job(bus, tasks, out, 20, timeout_usec=6_000_000)
+    check(finished and results.get(0, ("",) * 7)[2] == "error" and
+          all(results.get(i, ("",) * 7)[2] == "ok" for i in range(1, 51)),
+          "first task on a silent host: it times out, the other 50 are ok")
+    seq = results[0][0] if 0 in results else None
+    check(seq == 50, f"the 50 finished before the silent host's task gave up (its result was number "
+          f"{seq + 1 if seq is not None else '-'} of 51)")
 
     for name, reason in (("self-signed", "certificate"), ("other-host", "127.0.0.1")):
         srv = servers[name]
