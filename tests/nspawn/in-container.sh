@@ -80,6 +80,17 @@ pid_changed_from() {
 }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 count_temps() { find "$1" -maxdepth 1 -name '.#asyncd.*' | wc -l; }
+# fresh_dir DIR: an empty download directory, mode 0755.
+fresh_dir() { rm -rf "$1" && mkdir -m 0755 "$1"; }
+# same_as_fixtures DIR CC...: how many of the flags CC... in DIR equal the fixtures.
+same_as_fixtures() {
+        local dir=$1 cc n=0
+        shift
+        for cc in "$@"; do
+                cmp -s "$FLAGS/$cc/$cc.gif" "$dir/$cc.gif" && n=$((n + 1))
+        done
+        echo "$n"
+}
 journal() { journalctl --no-pager -q -o cat "$@"; }
 
 section "environment"
@@ -213,8 +224,7 @@ check "the test HTTP server listens on 127.0.0.1:$PORT" wait_until 15 port_open 
 # /root is hidden from the service (ProtectHome=yes): the files can only get
 # there through the directory file descriptor that asyncctl passes.
 DL=/root/flags
-rm -rf "$DL"
-mkdir -m 0755 "$DL"
+fresh_dir "$DL"
 codes=$(tr '[:upper:]' '[:lower:]' <"$FLAGS/country_codes.txt")
 urls=()
 for cc in $codes; do
@@ -233,11 +243,8 @@ expect_eq "asyncctl submit exits 3 (some tasks not found)" 3 "$rc"
 check "the summary says 194 downloaded" grep -qx '194 downloaded.' /tmp/submit.out
 check "the summary says 2 not found" grep -qx '2 not found.' /tmp/submit.out
 expect_eq "number of files in $DL" 194 "$(find "$DL" -mindepth 1 | wc -l)"
-same=0
-for cc in $codes; do
-        cmp -s "$FLAGS/$cc/$cc.gif" "$DL/$cc.gif" && same=$((same + 1))
-done
-expect_eq "files identical to the fixtures" 194 "$same"
+# shellcheck disable=SC2086 # one word per code
+expect_eq "files identical to the fixtures" 194 "$(same_as_fixtures "$DL" $codes)"
 check "no file for the unknown codes" test ! -e "$DL/xx.gif" -a ! -e "$DL/zz.gif"
 expect_eq "no temporary files left" 0 "$(count_temps "$DL")"
 expect_eq "file owner and mode (root, UMask=0022)" "root 644" "$(stat -c '%U %a' "$DL/ad.gif")"
@@ -274,19 +281,14 @@ systemd-run --quiet --unit=ci-httpsd --property=Type=exec \
         --tls "$TLS/server.crt" "$TLS/server.key" --log /run/ci-httpsd.log
 check "the test HTTPS server listens on 127.0.0.1:$TLS_PORT" wait_until 15 port_open "$TLS_PORT"
 TDL=/root/tls-flags
-rm -rf "$TDL"
-mkdir -m 0755 "$TDL"
+fresh_dir "$TDL"
 timeout 60 asyncctl submit -o "$TDL" "https://127.0.0.1:$TLS_PORT/flags/br/br.gif" \
         "https://127.0.0.1:$TLS_PORT/flags/jp/jp.gif" "https://127.0.0.1:$TLS_PORT/flags/ng/ng.gif" \
         >/tmp/tls.out 2>&1
 rc=$?
 indent </tmp/tls.out
 expect_eq "asyncctl submit of 3 flags over HTTPS exits 0" 0 "$rc"
-same=0
-for cc in br jp ng; do
-        cmp -s "$FLAGS/$cc/$cc.gif" "$TDL/$cc.gif" && same=$((same + 1))
-done
-expect_eq "the 3 files are identical to the fixtures" 3 "$same"
+expect_eq "the 3 files are identical to the fixtures" 3 "$(same_as_fixtures "$TDL" br jp ng)"
 timeout 60 asyncctl submit -v -o "$TDL" "https://localhost:$TLS_PORT/flags/fr/fr.gif" >/tmp/tls.out 2>&1
 rc=$?
 indent </tmp/tls.out
@@ -301,8 +303,7 @@ update-ca-certificates --fresh >/dev/null 2>&1
 # ---------------------------------------------------------------------------
 section "systemctl stop in the middle of a slow job"
 SLOW=/srv/slow
-rm -rf "$SLOW"
-mkdir -m 0755 "$SLOW"
+fresh_dir "$SLOW"
 printf 'old content\n' >"$SLOW/big2"
 # 1 KiB per millisecond at most: the first 256 KiB (when asyncd creates its
 # temporary file) arrive after about a quarter second, the whole 50 MB only
@@ -433,18 +434,13 @@ check "the user instance has NoNewPrivs and a seccomp filter" \
 out=$(user busctl --user call io.asyncd1 /io/asyncd1 io.asyncd1.Manager ListJobs 2>&1)
 check "busctl --user call ... ListJobs ($out)" test $? = 0
 UDL=/root/user-flags
-rm -rf "$UDL"
-mkdir -m 0755 "$UDL"
+fresh_dir "$UDL"
 user asyncctl --user submit -o "$UDL" "$BASE/flags/br/br.gif" "$BASE/flags/jp/jp.gif" \
         "$BASE/flags/ng/ng.gif" >/tmp/user.out 2>&1
 rc=$?
 indent </tmp/user.out
 expect_eq "asyncctl --user submit of 3 flags exits 0" 0 "$rc"
-same=0
-for cc in br jp ng; do
-        cmp -s "$FLAGS/$cc/$cc.gif" "$UDL/$cc.gif" && same=$((same + 1))
-done
-expect_eq "files identical to the fixtures" 3 "$same"
+expect_eq "files identical to the fixtures" 3 "$(same_as_fixtures "$UDL" br jp ng)"
 user systemctl --user stop asyncd.service
 expect_eq "systemctl --user stop asyncd.service" inactive "$(uprop asyncd.service ActiveState)"
 out=$(user busctl --user call io.asyncd1 /io/asyncd1 io.asyncd1.Manager ListJobs 2>&1)
