@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import traceback
+import urllib.parse
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -123,7 +124,7 @@ class Lists:
                     rel = dataset.small_rel(i)
                     p.write(f"{base}/{rel}\n")
                     c.write(f'url = "{base}/{rel}"\n')
-                    q.write(f"{base[len(self.srv.url):] if base.startswith(self.srv.url) else ''}/{rel}\n")
+                    q.write(f"{urllib.parse.urlsplit(base).path}/{rel}\n")
             self.cache[key] = (plain, cfg, paths)
         return self.cache[key]
 
