@@ -20,7 +20,7 @@ static void on_curl_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdat
 static int on_schedule(sd_event_source *s, void *userdata) {
         Engine *e = userdata;
 
-        while (e->active < e->max_transfers && e->committing < ENGINE_COMMIT_BACKLOG_MAX) {
+        while (e->active < e->max_transfers && e->committing_bytes < e->commit_backlog_bytes) {
                 ListLink *l = list_first(&e->runnable);
                 Job *j;
 
@@ -56,7 +56,7 @@ int engine_new(Engine **ret, sd_event *event, const EngineConfig *config) {
         _cleanup_(engine_freep) Engine *e = NULL;
         int r;
 
-        if (config->max_transfers == 0 || config->disk_threads == 0)
+        if (config->max_transfers == 0 || config->disk_threads == 0 || config->commit_backlog_bytes == 0)
                 return -EINVAL;
 
         e = calloc(1, sizeof(*e));
@@ -64,6 +64,7 @@ int engine_new(Engine **ret, sd_event *event, const EngineConfig *config) {
                 return -ENOMEM;
         e->event = sd_event_ref(event);
         e->max_transfers = config->max_transfers;
+        e->commit_backlog_bytes = config->commit_backlog_bytes;
         list_init(&e->runnable);
 
         r = curl_glue_new(&e->glue, event, on_curl_done, e);

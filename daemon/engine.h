@@ -11,16 +11,20 @@
 
 typedef struct Job Job;
 
-/* New transfers wait while this many finished ones still have their files on the disk pool:
- * their bodies sit in memory until written, so a slow disk must slow the network down. */
-#define ENGINE_COMMIT_BACKLOG_MAX 128U
+/* New transfers wait while finished ones still hold this much memory for files on the disk pool:
+ * their bodies sit in memory until written, so a slow disk must slow the network down. Counted in
+ * bytes, not files, so that a backlog of small files is deep enough to keep the network busy while
+ * the disk threads catch up, and one of big files still fits. */
+#define ENGINE_COMMIT_BACKLOG_BYTES_DEFAULT (2U * 1024U * 1024U)
 
 typedef struct EngineConfig {
         unsigned max_transfers;         /* global cap on transfers on the wire, all jobs */
         unsigned disk_threads;
+        size_t commit_backlog_bytes;
 } EngineConfig;
 
-#define ENGINE_CONFIG_DEFAULT ((EngineConfig) { .max_transfers = 1000, .disk_threads = 4 })
+#define ENGINE_CONFIG_DEFAULT ((EngineConfig) { .max_transfers = 1000, .disk_threads = 4,   \
+                                                .commit_backlog_bytes = ENGINE_COMMIT_BACKLOG_BYTES_DEFAULT })
 
 typedef struct Engine {
         sd_event *event;
@@ -30,7 +34,8 @@ typedef struct Engine {
         ListLink runnable;              /* jobs with waiting tasks and a free slot of their own */
         unsigned max_transfers;
         unsigned active;                /* transfers on the wire */
-        unsigned committing;            /* off the wire, file still being written on the pool */
+        size_t commit_backlog_bytes;
+        size_t committing_bytes;        /* held by transfers off the wire whose file is still on the pool */
         unsigned n_jobs;
 } Engine;
 

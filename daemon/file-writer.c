@@ -68,6 +68,7 @@ struct FileWriter {
 
         Buffer filling;
         uint64_t size;
+        uint64_t expected;              /* announced body length, 0 if unknown */
 };
 
 /* what is a format with one %s for the file name, e.g. "cannot write %s". */
@@ -266,6 +267,9 @@ static void kick(FileWriter *w) {
         }
         if (w->goal == GOAL_COMMIT) {
                 swap_buffers(w);
+                /* No more data comes: the spare buffer would only wait for the disk with us. */
+                w->filling.data = (free(w->filling.data), NULL);
+                w->filling.allocated = 0;
                 submit(w, OP_FINISH);
                 return;
         }
@@ -337,16 +341,27 @@ FileWriter *file_writer_free(FileWriter *w) {
         return NULL;
 }
 
+/* A body of announced length up to FLUSH_THRESHOLD gets a buffer of exactly its size: a finished
+ * download may wait in memory for the disk pool a while, next to hundreds of others. */
+static size_t grown_allocation(const FileWriter *w, const Buffer *b, size_t needed) {
+        size_t floor = w->expected > 0 ? (size_t) MIN(w->expected, (uint64_t) FLUSH_THRESHOLD) : 16384U;
+
+        return MAX(MAX(b->allocated * 2, needed), floor);
+}
+
+void file_writer_expect(FileWriter *w, uint64_t size) {
+        w->expected = size;
+}
+
 int file_writer_write(FileWriter *w, const void *data, size_t size) {
         Buffer *b = &w->filling;
 
         if (w->error < 0)
                 return w->error;
         if (b->size + size > b->allocated) {
-                size_t n = MAX(b->allocated * 2, b->size + size);
+                size_t n = grown_allocation(w, b, b->size + size);
                 char *p;
 
-                n = MAX(n, (size_t) 16384);
                 p = realloc(b->data, n);
                 if (!p)
                         return -ENOMEM;
@@ -379,6 +394,10 @@ void file_writer_abort(FileWriter *w) {
 
 uint64_t file_writer_size(FileWriter *w) {
         return w->size;
+}
+
+size_t file_writer_memory(FileWriter *w) {
+        return sizeof(*w) + strlen(w->filename) + 1 + w->filling.allocated + w->writing.allocated;
 }
 
 const char *file_writer_error_message(FileWriter *w) {

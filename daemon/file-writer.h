@@ -31,6 +31,8 @@ int file_writer_new(FileWriter **ret, DiskPool *pool, int dirfd, const char *fil
                     FileWriterFlags flags, const FileWriterCallbacks *callbacks, void *userdata);
 FileWriter *file_writer_free(FileWriter *w);
 
+/* The body's announced length: its buffer is sized to it instead of grown. */
+void file_writer_expect(FileWriter *w, uint64_t size);
 /* Copies data into the buffer. Returns 0, -ENOMEM, or the error of an earlier failed write. */
 int file_writer_write(FileWriter *w, const void *data, size_t size);
 /* True when the caller should stop feeding data until on_drained. */
@@ -42,5 +44,7 @@ void file_writer_commit(FileWriter *w);
 void file_writer_abort(FileWriter *w);
 
 uint64_t file_writer_size(FileWriter *w);
+/* Bytes of memory the writer holds now (buffers included). */
+size_t file_writer_memory(FileWriter *w);
 /* After on_finished with r < 0: a human-readable reason, e.g. "br.gif already exists". */
 const char *file_writer_error_message(FileWriter *w);

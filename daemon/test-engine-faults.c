@@ -344,6 +344,47 @@ static void test_loop_runs_while_pool_is_slow(void **state) {
         free(codes);
 }
 
+static int on_iteration(sd_event_source *s, void *userdata) {
+        TestRun *t = userdata;
+
+        t->max_committing_bytes = MAX(t->max_committing_bytes, t->engine->committing_bytes);
+        return 0;
+}
+
+static void test_commit_backlog_bounded(void **state) {
+        const char *base = test_env("ASYNCD_TEST_NGINX_URL");
+        EngineConfig c = ENGINE_CONFIG_DEFAULT;
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        char **codes = NULL;
+        size_t n = test_flag_codes(&codes), bound;
+        sd_event_source *post;
+        TestRun t;
+        Job *j;
+
+        /* The network outruns a disk whose every operation takes 20 ms: finished files must wait
+         * in memory, but new transfers stop once 64 KiB wait; the 8 on the wire may still land. */
+        c.commit_backlog_bytes = 64 * 1024;
+        o.concurrency = 8;
+        bound = c.commit_backlog_bytes + o.concurrency * (36332 + 4096);
+        test_run_init_config(&t, &c);
+        disk_pool_set_delay(t.engine->pool, 20 * USEC_PER_MSEC);
+        assert_int_equal(sd_event_add_post(t.event, &post, on_iteration, &t), 0);
+        j = test_job_start(&t, test_tasks_from_codes(base, (const char *const *) codes, n), n, &o);
+        test_run_until_finished(&t, 1);
+        printf("%zu flags, 20 ms per disk operation: at most %zu bytes waited for the disk (bound %zu)\n",
+               n, t.max_committing_bytes, bound);
+        assert_int_equal(j->counts[TASK_OK], n);
+        assert_int_equal(t.engine->committing_bytes, 0);
+        assert_true(t.max_committing_bytes >= c.commit_backlog_bytes);
+        assert_true(t.max_committing_bytes <= bound);
+        sd_event_source_disable_unref(post);
+        job_free(j);
+        test_run_done(&t);
+        for (size_t i = 0; i < n; i++)
+                free(codes[i]);
+        free(codes);
+}
+
 static void test_existing_files_and_symlinks(void **state) {
         const char *base = test_env("ASYNCD_TEST_NGINX_URL");
         static const char *const codes[] = { "br", "de", "fr" };
@@ -402,6 +443,7 @@ int main(void) {
                 cmocka_unit_test(test_semaphore),
                 cmocka_unit_test(test_global_cap_fair),
                 cmocka_unit_test(test_loop_runs_while_pool_is_slow),
+                cmocka_unit_test(test_commit_backlog_bounded),
                 cmocka_unit_test(test_existing_files_and_symlinks),
         };
         static const char *const required[] = {

@@ -33,18 +33,22 @@ static const JobCallbacks callbacks = {
         .on_finished = on_finished,
 };
 
-void test_run_init(TestRun *t, unsigned max_transfers) {
-        EngineConfig c = ENGINE_CONFIG_DEFAULT;
-
+void test_run_init_config(TestRun *t, const EngineConfig *c) {
         *t = (TestRun) { .dirfd = -EBADF };
-        if (max_transfers > 0)
-                c.max_transfers = max_transfers;
         assert_int_equal(sd_event_new(&t->event), 0);
-        assert_int_equal(engine_new(&t->engine, t->event, &c), 0);
+        assert_int_equal(engine_new(&t->engine, t->event, c), 0);
         strcpy(t->dir, "/tmp/asyncd-test-XXXXXX");
         assert_non_null(mkdtemp(t->dir));
         t->dirfd = open(t->dir, O_DIRECTORY | O_CLOEXEC);
         assert_true(t->dirfd >= 0);
+}
+
+void test_run_init(TestRun *t, unsigned max_transfers) {
+        EngineConfig c = ENGINE_CONFIG_DEFAULT;
+
+        if (max_transfers > 0)
+                c.max_transfers = max_transfers;
+        test_run_init_config(t, &c);
 }
 
 static void remove_dir(const char *dir) {

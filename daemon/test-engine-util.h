@@ -13,12 +13,14 @@ typedef struct TestRun {
         char dir[64];                   /* fresh destination directory */
         int dirfd;
         unsigned finished_jobs;
+        size_t max_committing_bytes;    /* for tests that sample the engine */
 } TestRun;
 
 /* Environment from tests/servers/with-servers.py; NULL when the variable is unset. */
 const char *test_env(const char *name);
 
 void test_run_init(TestRun *t, unsigned max_transfers);
+void test_run_init_config(TestRun *t, const EngineConfig *c);
 void test_run_done(TestRun *t);
 
 /* Builds a task list from printf-style URL patterns: url_fmt is formatted with each code. */

@@ -28,7 +28,7 @@ struct Transfer {
         char *failure;                  /* our own reason to fail (size limit, disk) */
         bool paused;
         bool cancelled;
-        bool committing;                /* counted in engine->committing */
+        size_t commit_bytes;            /* counted in engine->committing_bytes */
 
         char reason[64];                /* reason phrase of the last status line */
         char errbuf[CURL_ERROR_SIZE];
@@ -73,8 +73,8 @@ static void finish(Transfer *t, TaskStatus status, const char *error) {
         uint64_t bytes = status == TASK_OK && t->writer ? file_writer_size(t->writer) : 0;
         _cleanup_free_ char *message = error ? strdup(error) : NULL;
 
-        if (t->committing) {
-                j->engine->committing--;
+        if (t->commit_bytes > 0) {
+                j->engine->committing_bytes -= t->commit_bytes;
                 engine_wake_scheduler(j->engine);
         }
         transfer_free(t);
@@ -148,10 +148,16 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
                 set_failure(t, "body larger than the limit of %" PRIu64 " bytes", max);
                 return 0;
         }
-        r = ensure_writer(t);
-        if (r < 0) {
-                set_failure(t, "%s", strerror(-r));
-                return 0;
+        if (!t->writer) {
+                curl_off_t length = -1;
+
+                r = ensure_writer(t);
+                if (r < 0) {
+                        set_failure(t, "%s", strerror(-r));
+                        return 0;
+                }
+                if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length > 0)
+                        file_writer_expect(t->writer, (uint64_t) length);
         }
         if (file_writer_is_full(t->writer)) {
                 t->paused = true;
@@ -322,8 +328,9 @@ void transfer_on_curl_done(CURL *easy, CURLcode code) {
                         finish(t, TASK_ERROR, strerror(-r));
                         return;
                 }
-                t->committing = true;
-                t->job->engine->committing++;
+                /* Counted first: the commit may end, and free t, before it returns. */
+                t->commit_bytes = sizeof(*t) + file_writer_memory(t->writer);
+                t->job->engine->committing_bytes += t->commit_bytes;
                 file_writer_commit(t->writer);
         } else if (t->writer)
                 file_writer_abort(t->writer);
