@@ -2,6 +2,7 @@
 /* Engine against the fault-injecting server: every kind of failure is classified as the server
  * caused it, the semaphore and the global cap hold, the loop runs while the disk pool is slow,
  * and nothing is ever written through a planted symlink. */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <json-c/json.h>
@@ -10,7 +11,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "test-engine-util.h"
@@ -344,6 +348,46 @@ static void test_loop_runs_while_pool_is_slow(void **state) {
         free(codes);
 }
 
+static void test_refused_connections(void **state) {
+        struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(addr);
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        TaskSpec *tasks = calloc(1000, sizeof(TaskSpec));
+        uint64_t start, end;
+        TestRun t;
+        Job *j;
+        int fd;
+
+        /* A port that is bound but not listening refuses every connection, and stays ours. */
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &addr, sizeof(addr)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &addr, &len), 0);
+        for (size_t i = 0; i < 1000; i++) {
+                assert_true(asprintf(&tasks[i].url, "http://127.0.0.1:%u/f%zu.gif", ntohs(addr.sin_port), i) > 0);
+                tasks[i].filename = strdup("");
+        }
+
+        /* Each refused socket closes in the iteration in which the next transfer's socket opens and
+         * usually gets its number: that one must be watched, not found by curl's timers later. */
+        o.concurrency = 100;
+        test_run_init(&t, 0);
+        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &start) >= 0);
+        j = test_job_start(&t, tasks, 1000, &o);
+        test_run_until_finished(&t, 1);
+        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &end) >= 0);
+        printf("1000 refused connections, 100 at a time: %.3f s; %s\n", (double) (end - start) / USEC_PER_SEC,
+               result_of(j, 0)->error);
+        assert_int_equal(j->counts[TASK_ERROR], 1000);
+        assert_non_null(strstr(result_of(j, 999)->error, "refused"));
+        assert_int_equal(test_count_files(&t, false), 0);
+        /* Ten rounds of 100; unwatched sockets cost ~190 ms a round (1.8 s for the job). */
+        assert_true(end - start < 1000 * USEC_PER_MSEC);
+        job_free(j);
+        test_run_done(&t);
+        close(fd);
+}
+
 static int on_iteration(sd_event_source *s, void *userdata) {
         TestRun *t = userdata;
 
@@ -444,6 +488,7 @@ int main(void) {
                 cmocka_unit_test(test_global_cap_fair),
                 cmocka_unit_test(test_loop_runs_while_pool_is_slow),
                 cmocka_unit_test(test_commit_backlog_bounded),
+                cmocka_unit_test(test_refused_connections),
                 cmocka_unit_test(test_existing_files_and_symlinks),
         };
         static const char *const required[] = {
