@@ -89,10 +89,12 @@ valgrind="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-ki
 step "valgrind asyncd (D-Bus tests)" env ASYNCD_TEST_WRAPPER="$valgrind" meson test -C build --timeout-multiplier 3 \
         dbus-flags-gdbus dbus-cancel-and-errors dbus-system-bus-policy
 
-for t in test-engine-flags test-engine-cancel; do
+for t in test-engine-flags test-engine-cancel test-engine-faults; do
         step "valgrind $t" env ASYNCD_FIXTURES="$fixtures" python3 tests/servers/with-servers.py "${servers[@]}" -- \
-                valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-                --show-leak-kinds=definite,indirect build/daemon/$t
+                $valgrind build/daemon/$t
+done
+for t in test-file-writer test-disk-pool; do
+        step "valgrind $t" $valgrind build/daemon/$t
 done
 
 if [ -x tests/nspawn/run.sh ] && [ -z "${ASYNCD_SKIP_NSPAWN:-}" ]; then
