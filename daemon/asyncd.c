@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "manager.h"
+#include "parse-util.h"
 
 typedef enum BusKind {
         BUS_SYSTEM,
@@ -40,6 +42,9 @@ static void help(void) {
                "     --max-jobs-per-owner=N  Running jobs per user (default 64)\n"
                "     --max-tasks-per-job=N   Tasks in one job (default 1000000)\n"
                "     --disk-threads=N        Threads doing file I/O (default: CPUs, 2..4)\n"
+               "     --disk-backlog=SIZE     Memory finished downloads may hold while their files\n"
+               "                             wait for the disk; no new transfer starts while it\n"
+               "                             is used up (default 2M)\n"
                "     --log-level=LEVEL       err, warning, notice, info or debug (default info)\n");
 }
 
@@ -66,6 +71,16 @@ static int parse_seconds(const char *s, const char *option, uint64_t *ret) {
         return 0;
 }
 
+static int parse_backlog(const char *s, size_t *ret) {
+        uint64_t v;
+
+        if (parse_size(s, &v) < 0 || v < 64 * 1024 || v > SIZE_MAX / 2)
+                return log_error_errno(EINVAL, "Invalid value for --disk-backlog: \"%s\" (expected a size "
+                                       "of at least 64K, e.g. 2M or 512K)", s);
+        *ret = (size_t) v;
+        return 0;
+}
+
 static unsigned disk_threads_default(void) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -84,6 +99,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_JOBS,
                 ARG_MAX_TASKS,
                 ARG_DISK_THREADS,
+                ARG_DISK_BACKLOG,
                 ARG_LOG_LEVEL,
         };
         static const struct option options[] = {
@@ -98,6 +114,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-jobs-per-owner", required_argument, NULL, ARG_MAX_JOBS },
                 { "max-tasks-per-job", required_argument, NULL, ARG_MAX_TASKS },
                 { "disk-threads", required_argument, NULL, ARG_DISK_THREADS },
+                { "disk-backlog", required_argument, NULL, ARG_DISK_BACKLOG },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 {}
         };
@@ -139,6 +156,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_DISK_THREADS:
                         r = parse_unsigned(optarg, "--disk-threads", 1, 64, &arg_config.engine.disk_threads);
+                        break;
+                case ARG_DISK_BACKLOG:
+                        r = parse_backlog(optarg, &arg_config.engine.commit_backlog_bytes);
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);

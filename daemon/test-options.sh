@@ -1,0 +1,39 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# asyncd refuses a bad option value before it touches any bus, with a message naming the option
+# and what it expects; good values are taken (--version after them exits 0).
+asyncd=$1
+failed=0
+
+refuse() {      # option=value, text the message must contain
+        out=$("$asyncd" "$1" 2>&1 >/dev/null)
+        rc=$?
+        if [ "$rc" -ne 0 ] && printf '%s' "$out" | grep -qF -- "$2"; then
+                echo "ok: $1 refused: $out"
+        else
+                echo "FAIL: $1: exit $rc, \"$out\" does not say \"$2\""
+                failed=1
+        fi
+}
+
+accept() {
+        if out=$("$asyncd" "$@" --version 2>&1) && [ -n "$out" ]; then
+                echo "ok: $* accepted"
+        else
+                echo "FAIL: $* not accepted: $out"
+                failed=1
+        fi
+}
+
+refuse --disk-backlog=abc 'Invalid value for --disk-backlog: "abc"'
+refuse --disk-backlog=1K 'at least 64K'
+refuse --disk-backlog=-2M 'Invalid value for --disk-backlog'
+refuse --disk-backlog=2X 'Invalid value for --disk-backlog'
+refuse --max-transfers=0 'Invalid value for --max-transfers: "0" (expected 1..100000)'
+refuse --disk-threads=65 'Invalid value for --disk-threads'
+refuse --keep-finished=soon 'Invalid value for --keep-finished'
+refuse --log-level=loud 'Invalid log level "loud"'
+accept --disk-backlog=64K
+accept --disk-backlog=1.5M --disk-threads=1 --max-transfers=10
+accept --disk-backlog=1GiB
+exit $failed
