@@ -344,9 +344,9 @@ FileWriter *file_writer_free(FileWriter *w) {
 /* A body of announced length up to FLUSH_THRESHOLD gets a buffer of exactly its size: a finished
  * download may wait in memory for the disk pool a while, next to hundreds of others. */
 static size_t grown_allocation(const FileWriter *w, const Buffer *b, size_t needed) {
-        size_t floor = w->expected > 0 ? (size_t) MIN(w->expected, (uint64_t) FLUSH_THRESHOLD) : 16384U;
+        size_t least = w->expected > 0 ? (size_t) MIN(w->expected, (uint64_t) FLUSH_THRESHOLD) : 16384U;
 
-        return MAX(MAX(b->allocated * 2, needed), floor);
+        return MAX(MAX(b->allocated * 2, needed), least);
 }
 
 void file_writer_expect(FileWriter *w, uint64_t size) {
