@@ -91,7 +91,10 @@ static int scale(double v, uint64_t factor, uint64_t *ret) {
         if (x >= 18446744073709551616.0)
                 return -ERANGE;
 
-        *ret = (uint64_t) llround(x);
+        /* Rounded to nearest without libm (one library less in every process that links us). */
+        *ret = (uint64_t) x;
+        if (x - (double) *ret >= 0.5)
+                (*ret)++;
         return 0;
 }
 
@@ -160,7 +163,7 @@ int parse_size(const char *s, uint64_t *ret_bytes) {
         }
 
         /* A fraction of a byte makes no sense. */
-        if (factor == 1 && v != floor(v))
+        if (factor == 1 && v < 18446744073709551616.0 && v != (double) (uint64_t) v)
                 return -EINVAL;
 
         return scale(v, factor, ret_bytes);
