@@ -399,12 +399,6 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
 }
 
 int curl_glue_add(CurlGlue *g, CURL *easy) {
-        /* A connection closes through the callback of the transfer that opened it. */
-        if (curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) != CURLE_OK ||
-            curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, g) != CURLE_OK ||
-            curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket) != CURLE_OK ||
-            curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, g) != CURLE_OK)
-                return -EIO;
         if (curl_multi_add_handle(g->multi, easy) != CURLM_OK)
                 return -EIO;
         g->running++;
@@ -416,9 +410,20 @@ void curl_glue_remove(CurlGlue *g, CURL *easy) {
 }
 
 CURL *curl_glue_get_easy(CurlGlue *g) {
+        CURL *easy;
+
         if (g->n_easy_pool > 0)
                 return g->easy_pool[--g->n_easy_pool];
-        return curl_easy_init();
+        easy = curl_easy_init();
+        /* Set once, kept across reuse. A connection closes through the callback of the transfer
+         * that opened it. */
+        if (easy &&
+            (curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) != CURLE_OK ||
+             curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, g) != CURLE_OK ||
+             curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket) != CURLE_OK ||
+             curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, g) != CURLE_OK))
+                easy = (curl_easy_cleanup(easy), NULL);
+        return easy;
 }
 
 void curl_glue_put_easy(CurlGlue *g, CURL *easy) {

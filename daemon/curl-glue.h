@@ -19,7 +19,8 @@ int curl_glue_new(CurlGlue **ret, sd_event *event, curl_glue_done_t on_done, voi
 CurlGlue *curl_glue_free(CurlGlue *g);
 void curl_glue_set_batch_callback(CurlGlue *g, curl_glue_batch_t on_batch);
 
-/* Starts a transfer. The caller keeps ownership of the easy handle. */
+/* Starts a transfer on an easy handle from curl_glue_get_easy(), which watches its sockets. The
+ * caller keeps ownership of the easy handle. */
 int curl_glue_add(CurlGlue *g, CURL *easy);
 /* Stops a transfer that has not completed yet; its done callback will not run. */
 void curl_glue_remove(CurlGlue *g, CURL *easy);
