@@ -51,9 +51,7 @@ static void test_cancel_mid_job(void **state) {
 
         job_free(j);
         test_run_done(&t);
-        for (size_t i = 0; i < n; i++)
-                free(codes[i]);
-        free(codes);
+        test_flag_codes_free(codes);
 }
 
 /* Large bodies trickling in: the files exist as temporaries when the job is cancelled. */

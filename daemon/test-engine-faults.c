@@ -213,9 +213,7 @@ static void test_error_server(void **state) {
         assert_true(errors > 0 && delayed > 0);
         job_free(j);
         test_run_done(&t);
-        for (size_t i = 0; i < n; i++)
-                free(codes[i]);
-        free(codes);
+        test_flag_codes_free(codes);
 }
 
 static void reset_stats(const char *base) {
@@ -257,9 +255,7 @@ static void test_semaphore(void **state) {
                 job_free(j);
                 test_run_done(&t);
         }
-        for (size_t i = 0; i < 194; i++)
-                free(codes[i]);
-        free(codes);
+        test_flag_codes_free(codes);
 }
 
 typedef struct Order {
@@ -271,7 +267,7 @@ typedef struct Order {
 static void test_global_cap_fair(void **state) {
         const char *base = test_env("ASYNCD_TEST_FAULT_DELAY_URL");
         char **codes = NULL;
-        size_t n = test_flag_codes(&codes);
+        (void) test_flag_codes(&codes);
         JobOptions o = JOB_OPTIONS_DEFAULT;
         TestRun t;
         Job *a, *b;
@@ -292,9 +288,7 @@ static void test_global_cap_fair(void **state) {
         job_free(a);
         job_free(b);
         test_run_done(&t);
-        for (size_t i = 0; i < n; i++)
-                free(codes[i]);
-        free(codes);
+        test_flag_codes_free(codes);
 }
 
 typedef struct Ticker {
@@ -318,7 +312,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 static void test_loop_runs_while_pool_is_slow(void **state) {
         const char *base = test_env("ASYNCD_TEST_NGINX_URL");
         char **codes = NULL;
-        size_t n = test_flag_codes(&codes);
+        (void) test_flag_codes(&codes);
         JobOptions o = JOB_OPTIONS_DEFAULT;
         Ticker k = {};
         sd_event_source *tick;
@@ -345,9 +339,7 @@ static void test_loop_runs_while_pool_is_slow(void **state) {
         sd_event_source_disable_unref(tick);
         job_free(j);
         test_run_done(&t);
-        for (size_t i = 0; i < n; i++)
-                free(codes[i]);
-        free(codes);
+        test_flag_codes_free(codes);
 }
 
 static void test_refused_connections(void **state) {
@@ -465,9 +457,7 @@ static void test_many_host_names(void **state) {
         assert_true(end - start < 8 * USEC_PER_SEC);
         job_free(j);
         test_run_done(&t);
-        for (size_t i = 0; i < n; i++)
-                free(codes[i]);
-        free(codes);
+        test_flag_codes_free(codes);
 }
 
 static int on_iteration(sd_event_source *s, void *userdata) {
@@ -506,9 +496,7 @@ static void test_commit_backlog_bounded(void **state) {
         sd_event_source_disable_unref(post);
         job_free(j);
         test_run_done(&t);
-        for (size_t i = 0; i < n; i++)
-                free(codes[i]);
-        free(codes);
+        test_flag_codes_free(codes);
 }
 
 static void test_existing_files_and_symlinks(void **state) {

@@ -67,9 +67,7 @@ static void run_flags(unsigned concurrency) {
 
         job_free(j);
         test_run_done(&t);
-        for (size_t i = 0; i < n; i++)
-                free(codes[i]);
-        free(codes);
+        test_flag_codes_free(codes);
         free(all);
 }
 

@@ -85,7 +85,7 @@ size_t test_flag_codes(char ***ret) {
         snprintf(path, sizeof(path), "%s/flags/country_codes.txt", test_env("ASYNCD_FIXTURES"));
         f = fopen(path, "re");
         assert_non_null(f);
-        while (fscanf(f, "%63s", line) == 1) {
+        while (n < 255 && fscanf(f, "%63s", line) == 1) {
                 for (char *p = line; *p; p++)
                         *p = (char) (*p | 0x20);
                 codes[n++] = strdup(line);
@@ -93,6 +93,13 @@ size_t test_flag_codes(char ***ret) {
         fclose(f);
         *ret = codes;
         return n;
+}
+
+void test_flag_codes_free(char **codes) {
+        /* The array has room to spare and ends at the first NULL. */
+        for (char **c = codes; c && *c; c++)
+                free(*c);
+        free(codes);
 }
 
 Job *test_job_start(TestRun *t, TaskSpec *tasks, size_t n, const JobOptions *o) {

@@ -27,6 +27,7 @@ void test_run_done(TestRun *t);
 TaskSpec *test_tasks_from_codes(const char *base, const char *const *codes, size_t n);
 /* The 194 country codes of tests/fixtures/flags/country_codes.txt, lower-case. */
 size_t test_flag_codes(char ***ret);
+void test_flag_codes_free(char **codes);
 
 /* Starts a job; the caller runs the loop with test_run_until_finished(). */
 Job *test_job_start(TestRun *t, TaskSpec *tasks, size_t n, const JobOptions *o);

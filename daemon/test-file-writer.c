@@ -90,6 +90,15 @@ static void write_body(FileWriter *w, size_t size, size_t chunk, size_t max_memo
         free(buf);
 }
 
+/* A writer for name and the memory it holds before any data. */
+static FileWriter *new_writer(Fixture *f, const char *name, size_t *ret_empty) {
+        FileWriter *w = NULL;
+
+        assert_int_equal(file_writer_new(&w, f->pool, f->dirfd, name, 0, &callbacks, f), 0);
+        *ret_empty = file_writer_memory(w);
+        return w;
+}
+
 static void commit_and_check(Fixture *f, FileWriter *w, const char *name, size_t size) {
         struct stat st;
         char *buf;
@@ -116,11 +125,10 @@ static void commit_and_check(Fixture *f, FileWriter *w, const char *name, size_t
 
 static void test_announced_length_sizes_buffer(void **state) {
         Fixture *f = *state;
-        FileWriter *w = NULL;
+        FileWriter *w;
         size_t empty;
 
-        assert_int_equal(file_writer_new(&w, f->pool, f->dirfd, "small.gif", 0, &callbacks, f), 0);
-        empty = file_writer_memory(w);
+        w = new_writer(f, "small.gif", &empty);
         file_writer_expect(w, 5000);
         /* As curl hands it over: a first chunk, then the rest. */
         write_body(w, 5000, 3000, empty + 5000);
@@ -131,13 +139,12 @@ static void test_announced_length_sizes_buffer(void **state) {
 
 static void test_announced_length_not_trusted(void **state) {
         Fixture *f = *state;
-        FileWriter *w = NULL;
+        FileWriter *w;
         size_t empty;
 
         /* A server may announce gigabytes: a body that big goes to the disk in pieces of the flush
          * threshold (256 KiB), and no more is set aside for it up front. */
-        assert_int_equal(file_writer_new(&w, f->pool, f->dirfd, "big.bin", 0, &callbacks, f), 0);
-        empty = file_writer_memory(w);
+        w = new_writer(f, "big.bin", &empty);
         file_writer_expect(w, UINT64_C(4) << 30);
         write_body(w, 200 * 1024, 16384, empty + 256 * 1024);
         file_writer_abort(w);
@@ -148,11 +155,10 @@ static void test_announced_length_not_trusted(void **state) {
 
 static void test_unknown_length(void **state) {
         Fixture *f = *state;
-        FileWriter *w = NULL;
+        FileWriter *w;
         size_t empty;
 
-        assert_int_equal(file_writer_new(&w, f->pool, f->dirfd, "chunked.bin", 0, &callbacks, f), 0);
-        empty = file_writer_memory(w);
+        w = new_writer(f, "chunked.bin", &empty);
         write_body(w, 100000, 1000, empty + 2 * 100000);
         commit_and_check(f, w, "chunked.bin", 100000);
         file_writer_free(w);
