@@ -7,7 +7,9 @@
  * curl re-registers a connection's socket for every transfer that reuses it (REMOVE when a transfer
  * ends, IN/OUT when the next one starts, usually within one loop iteration), so the epoll set is
  * updated lazily: the socket callback records what curl wants and the source's prepare callback
- * applies the net change just before the loop polls — most of the time there is none. A closed
+ * applies the net change just before the loop polls — most of the time there is none. A connection
+ * curl keeps idle (between jobs, or while the engine waits for the disk) stays in the set as long
+ * as it waited for input; it leaves only if it fires while unwanted (the server closed it). A closed
  * socket leaves the epoll set by itself, and a new one may get its number in the same iteration:
  * curl opens and closes its connections' sockets through us, so their numbers start afresh; for
  * any other socket (the resolver's) let go of and wanted again in one iteration, EPOLL_CTL_MOD
@@ -84,6 +86,8 @@ static void watch_apply(CurlGlue *g, int fd) {
         *w &= ~(WATCH_DIRTY | WATCH_DROPPED);
         if (want == reg)
                 return;
+        if (want == 0 && reg == WATCH_WANT_IN && (*w & WATCH_OURS))
+                return; /* an idle connection: left in the set, see on_sockets() */
         if (want == 0)
                 (void) epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
         else if (reg != 0 && epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, fd, &ev) >= 0)
@@ -138,8 +142,16 @@ static int on_sockets(sd_event_source *s, int fd, uint32_t revents, void *userda
                         uint32_t ev = events[i].events;
                         int sock = events[i].data.fd, action = 0;
 
-                        if ((g->watch[sock] & WATCH_WANT_MASK) == 0)
-                                continue; /* curl let go of it in an earlier round */
+                        if ((g->watch[sock] & WATCH_WANT_MASK) == 0) {
+                                /* curl let go of it: an idle connection left in the set
+                                 * (watch_apply()) that the server closed or wrote to, or one
+                                 * curl let go of in an earlier round. It leaves the set now. */
+                                if (g->watch[sock] & WATCH_REG_MASK) {
+                                        (void) epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, sock, NULL);
+                                        g->watch[sock] &= (uint8_t) ~WATCH_REG_MASK;
+                                }
+                                continue;
+                        }
 
                         if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
                                 action |= CURL_CSELECT_IN;

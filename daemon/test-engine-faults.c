@@ -15,7 +15,9 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -382,6 +384,127 @@ static void test_refused_connections(void **state) {
         close(fd);
 }
 
+/* A one-connection HTTP server on the test's own loop: answers each request on its keep-alive
+ * connection with a 5-byte body, and closes the connection when the test says so. */
+typedef struct TinyServer {
+        int listen_fd, conn_fd;
+        sd_event_source *accept_source, *conn_source;
+        unsigned connections;
+        char request[4096];
+        size_t n_request;
+} TinyServer;
+
+static int tiny_on_request(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        static const char response[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        TinyServer *srv = userdata;
+        ssize_t k;
+
+        k = read(fd, srv->request + srv->n_request, sizeof(srv->request) - 1 - srv->n_request);
+        assert_true(k > 0);
+        srv->n_request += (size_t) k;
+        srv->request[srv->n_request] = 0;
+        if (strstr(srv->request, "\r\n\r\n")) {
+                assert_int_equal(write(fd, response, strlen(response)), (ssize_t) strlen(response));
+                srv->n_request = 0;
+        }
+        return 0;
+}
+
+static int tiny_on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        TinyServer *srv = userdata;
+
+        assert_int_equal(srv->conn_fd, -1);
+        srv->conn_fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        assert_true(srv->conn_fd >= 0);
+        srv->connections++;
+        assert_true(sd_event_add_io(sd_event_source_get_event(s), &srv->conn_source, srv->conn_fd, EPOLLIN,
+                                    tiny_on_request, srv) >= 0);
+        return 0;
+}
+
+static void tiny_close_connection(TinyServer *srv) {
+        srv->conn_source = sd_event_source_unref(srv->conn_source);
+        close(srv->conn_fd);
+        srv->conn_fd = -1;
+}
+
+static uint16_t tiny_start(TinyServer *srv, sd_event *event) {
+        struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(addr);
+
+        *srv = (TinyServer) { .conn_fd = -1 };
+        srv->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        assert_true(srv->listen_fd >= 0);
+        assert_int_equal(bind(srv->listen_fd, (struct sockaddr *) &addr, sizeof(addr)), 0);
+        assert_int_equal(listen(srv->listen_fd, 8), 0);
+        assert_int_equal(getsockname(srv->listen_fd, (struct sockaddr *) &addr, &len), 0);
+        assert_true(sd_event_add_io(event, &srv->accept_source, srv->listen_fd, EPOLLIN, tiny_on_accept, srv) >= 0);
+        return ntohs(addr.sin_port);
+}
+
+static void tiny_stop(TinyServer *srv) {
+        if (srv->conn_fd >= 0)
+                tiny_close_connection(srv);
+        srv->accept_source = sd_event_source_unref(srv->accept_source);
+        close(srv->listen_fd);
+}
+
+static uint64_t thread_cpu_usec(void) {
+        struct timespec ts;
+
+        assert_int_equal(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static Job *start_one(TestRun *t, uint16_t port, const char *name) {
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        TaskSpec *task = calloc(1, sizeof(TaskSpec));
+
+        assert_true(asprintf(&task->url, "http://127.0.0.1:%u/%s", port, name) > 0);
+        task->filename = strdup("");
+        return test_job_start(t, task, 1, &o);
+}
+
+/* The glue leaves an idle connection's socket in its epoll set (no epoll_ctl per reuse). When the
+ * server closes that connection the socket turns readable for good: it must leave the set, not
+ * wake the loop again and again; and the next job must get a new connection. */
+static void test_idle_connection_closed_by_server(void **state) {
+        uint64_t cpu0, cpu1, until;
+        TinyServer srv;
+        uint16_t port;
+        TestRun t;
+        Job *j;
+
+        test_run_init(&t, 0);
+        port = tiny_start(&srv, t.event);
+        j = start_one(&t, port, "a.txt");
+        test_run_until_finished(&t, 1);
+        assert_int_equal(j->counts[TASK_OK], 1);
+        job_free(j);
+
+        tiny_close_connection(&srv);
+        cpu0 = thread_cpu_usec();
+        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &until) >= 0);
+        until += 300 * USEC_PER_MSEC;
+        for (uint64_t now = 0; now < until; )
+                assert_true(sd_event_run(t.event, 10 * USEC_PER_MSEC) >= 0 &&
+                            sd_event_now(t.event, CLOCK_MONOTONIC, &now) >= 0);
+        cpu1 = thread_cpu_usec();
+        printf("300 ms after the server closed the idle connection: loop thread used %.1f ms of CPU\n",
+               (double) (cpu1 - cpu0) / USEC_PER_MSEC);
+        /* A socket left readable in the set: the loop spins, ~300 ms. */
+        assert_true(cpu1 - cpu0 < 100 * USEC_PER_MSEC);
+
+        j = start_one(&t, port, "b.txt");
+        test_run_until_finished(&t, 2);
+        assert_int_equal(j->counts[TASK_OK], 1);
+        assert_int_equal(srv.connections, 2);
+        assert_int_equal(test_count_files(&t, false), 2);
+        job_free(j);
+        tiny_stop(&srv);
+        test_run_done(&t);
+}
+
 #define N_HOST_NAMES 500U
 
 /* Set by main(): this process has its own /etc/hosts that also names asyncd-test-0 …
@@ -559,6 +682,7 @@ int main(void) {
                 cmocka_unit_test(test_loop_runs_while_pool_is_slow),
                 cmocka_unit_test(test_commit_backlog_bounded),
                 cmocka_unit_test(test_refused_connections),
+                cmocka_unit_test(test_idle_connection_closed_by_server),
                 cmocka_unit_test(test_many_host_names),
                 cmocka_unit_test(test_existing_files_and_symlinks),
         };
