@@ -9,7 +9,6 @@ import subprocess
 
 MB = 1_000_000
 FS_LABEL = {"tmpfs": "tmpfs (/dev/shm)", "disk": "disk (/var/tmp)", "-": "-"}
-RATIO_PEERS = ["curl", "aria2c", "wget2", "python-aiohttp", "asyncd-gdbus"]
 
 
 def med(xs):
@@ -145,6 +144,12 @@ def render(h):
       "processes. Compare it across tools: a tool whose runs met more outside load is disadvantaged, "
       "and asyncd (event loop + disk threads + nginx = more than one busy core) suffers more from it "
       "than a single-threaded client.\n")
+    w("**libcurl-floor** is not a peer but a yardstick (`bench/libcurl-floor.c`): the least a libcurl "
+      "client spends on the same list: one thread, libcurl's multi socket API on a bare epoll set, "
+      "handles reused, asyncd's network options, each body saved with a plain open + write + close "
+      "(no daemon, no D-Bus, no disk threads, no atomic appearance, no result records). Any libcurl "
+      "client that saves the files pays at least its CPU; asyncd's wall ÷ its wall says what the "
+      "daemon's design costs or gains over it.\n")
     if h.missing:
         w("**Left out (missing):** " + "; ".join(f"{t}: {why}" for t, why in h.missing.items()) + "\n")
     for n in h.notes:
@@ -340,12 +345,15 @@ def _table_small(w, h, s, by, targets):
             for p in st.problems:
                 w(f"- {t}: invalid run: {p}")
         # targets
-        curl, py = stats.get("curl"), stats.get("python-aiohttp")
+        curl, py, lf = stats.get("curl"), stats.get("python-aiohttp"), stats.get("libcurl-floor")
         quick = h.a.quick
         if getattr(s, "target", None) == "small" and ad:
             floor = cpu_floor(ad.ok)
             if floor:
                 w(f"CPU floor of asyncd's runs: {floor_sentence(floor, ad.wall)}\n")
+            if lf and lf.wall and lf.cpu and ad.wall:
+                w(f"libcurl-floor: {lf.wall:.3f} s wall, {lf.cpu:.2f} CPU-s with nginx at "
+                  f"{lf.server_cpu or 0:.2f}; asyncd's wall is {ad.wall / lf.wall:.2f}× it.\n")
             if curl:
                 rw = ad.wall / curl.wall if ad.wall and curl.wall else None
                 rc = ad.cpu / curl.cpu if ad.cpu and curl.cpu else None
@@ -357,8 +365,11 @@ def _table_small(w, h, s, by, targets):
                                 f"{_r(rc)}; {_r(rc_nobus)}", None if rc is None else rc <= 1.0, quick))
             if py:
                 sp = py.wall / ad.wall if ad.wall and py.wall else None
+                lf_text = (f"; bare libcurl client {py.wall / lf.wall:.1f}× ({lf.wall:.3f} s)"
+                           if lf and lf.wall and py.wall else "")
                 targets.append((f"{s.name} {fs}: asyncd ≥ 10× faster than the Python asyncio client",
-                                (f"{sp:.1f}×" if sp else "–") + _needs(py.wall / 10 if py.wall else None, floor),
+                                (f"{sp:.1f}×" if sp else "–") + _needs(py.wall / 10 if py.wall else None, floor,
+                                                                     lf_text),
                                 None if sp is None else sp >= 10, quick))
         if big and ad and curl and ad.tput and curl.tput:
             r = ad.tput / curl.tput
@@ -395,14 +406,14 @@ def floor_sentence(f, wall):
     return text + "."
 
 
-def _needs(limit, floor):
+def _needs(limit, floor, extra=""):
     """What a target asks of asyncd's wall time, beside what the CPU it used allows."""
     if limit is None:
         return ""
     text = f" (needs ≤ {limit:.3f} s"
     if floor:
         text += f"; CPU floor {floor['floor']:.3f} s"
-    return text + ")"
+    return text + extra + ")"
 
 
 def _table_wrk(w, h, s, by):

@@ -42,11 +42,13 @@ MB = 1_000_000                    # targets are in MB = 10^6 bytes (stricter tha
 
 PEERS_SMALL = ["asyncd", "asyncd-gdbus", "curl", "aria2c", "wget2", "python-aiohttp"]
 PEERS_BIG = ["asyncd", "asyncd-gdbus", "curl", "aria2c", "wget2"]
-ALL_TOOLS = PEERS_SMALL + ["wrk"]
+# Not a peer: the least a libcurl client spends (bench/libcurl-floor.c), plain HTTP only.
+FLOOR = "libcurl-floor"
+ALL_TOOLS = PEERS_SMALL + [FLOOR, "wrk"]
 
 # Exit statuses that mean "finished, some 404s" per tool, accepted in the 404 scenario only.
 RC_404 = {"curl": {22}, "aria2c": {3}, "wget2": {0, 8}, "asyncd": {3}, "asyncd-gdbus": {0},
-          "python-aiohttp": {0}}
+          "python-aiohttp": {0}, FLOOR: {0}}
 
 TOOL_BINARIES = {"curl": "curl", "aria2c": "aria2c", "wget2": "wget2", "wrk": "wrk",
                  "python-aiohttp": PY}
@@ -72,10 +74,10 @@ def make_scenarios(a):
     label = f"{n // 1000}k"
     big_mib = 64 if a.quick else 256
     sc = [
-        Scenario(f"small-{label}-c100", "small", n, 100, "plain", PEERS_SMALL, target="small"),
-        Scenario(f"small-{label}-c10", "small", n, 10, "plain", PEERS_SMALL, target="small"),
-        Scenario(f"small-{label}-404", "small", n, 100, "404", PEERS_SMALL),
-        Scenario(f"small-{label}-delay20ms", "small", n, 100, "delay", PEERS_SMALL),
+        Scenario(f"small-{label}-c100", "small", n, 100, "plain", PEERS_SMALL + [FLOOR], target="small"),
+        Scenario(f"small-{label}-c10", "small", n, 10, "plain", PEERS_SMALL + [FLOOR], target="small"),
+        Scenario(f"small-{label}-404", "small", n, 100, "404", PEERS_SMALL + [FLOOR]),
+        Scenario(f"small-{label}-delay20ms", "small", n, 100, "delay", PEERS_SMALL + [FLOOR]),
         Scenario(f"small-{label}-https", "small", n, 100, "https", PEERS_SMALL, fs=["tmpfs"]),
         Scenario(f"big-{big_mib}MiB", "big", 1, 1, "plain", PEERS_BIG, mib=big_mib),
         Scenario("wrk-ceiling", "wrk", n, 0, "plain", ["wrk"], fs=["-"],
@@ -253,6 +255,7 @@ class Harness:
         self.build = os.path.abspath(a.build_dir)
         self.asyncd_bin = os.path.join(self.build, "daemon", "asyncd")
         self.asyncctl_bin = os.path.join(self.build, "cli", "asyncctl")
+        self.floor_bin = os.path.join(self.build, "bench", FLOOR)
         self.bus = None
         self.server_restarts = 0
         self.logdir = os.path.join(WORK, "logs")
@@ -274,6 +277,9 @@ class Harness:
                     why = "dbus-daemon not found (apt-get install dbus-daemon)"
             elif t == "python-aiohttp":
                 why = self._py_has("aiohttp", "python3-aiohttp")
+            elif t == FLOOR:
+                if not os.access(self.floor_bin, os.X_OK):
+                    why = f"{self.floor_bin} not built (run: ninja -C {self.build})"
             else:
                 if not shutil.which(TOOL_BINARIES[t]):
                     why = f"{TOOL_BINARIES[t]} not found (scripts/install-deps.sh --bench)"
@@ -301,7 +307,7 @@ class Harness:
         self.binary_info = []
         snap = os.path.join(WORK, "bin")
         os.makedirs(snap, exist_ok=True)
-        for attr in ("asyncd_bin", "asyncctl_bin"):
+        for attr in ("asyncd_bin", "asyncctl_bin", "floor_bin"):
             src = getattr(self, attr)
             if not os.path.exists(src):
                 continue
@@ -403,6 +409,8 @@ class Harness:
             return ["wget2", f"--max-threads={c}", "-i", plain, "-P", outdir, "--quiet", "--progress=none"]
         if tool == "python-aiohttp":
             return [PY, os.path.join(HERE, "peer_aiohttp.py"), "-m", str(c), "-o", outdir, "-i", plain]
+        if tool == FLOOR:
+            return [self.floor_bin, plain, str(c), "save", outdir]
         raise ValueError(tool)
 
     def big_cmd(self, tool, plain, url, outdir, name):
@@ -484,6 +492,10 @@ class Harness:
             got_nf = int(m.group(1)) if m else 0
             if got_ok != n_ok or got_nf != n_nf:
                 return f"asyncctl reported {got_ok} downloaded / {got_nf} not found"
+        elif tool == FLOOR:
+            m = re.search(r"files (\d+) bytes \d+ not_found (\d+) errors (\d+)", out)
+            if not m or (int(m.group(1)), int(m.group(2)), int(m.group(3))) != (n_ok, n_nf, 0):
+                return f"reported {out.strip()[-200:]!r}"
         elif tool in ("asyncd-gdbus", "python-aiohttp"):
             try:
                 j = json.loads(out.strip().splitlines()[-1])
