@@ -365,7 +365,9 @@ def _table_small(w, h, s, by, targets):
                                 f"{_r(rc)}; {_r(rc_nobus)}", None if rc is None else rc <= 1.0, quick))
             if py:
                 sp = py.wall / ad.wall if ad.wall and py.wall else None
-                lf_text = (f"; bare libcurl client {py.wall / lf.wall:.1f}× ({lf.wall:.3f} s)"
+                lf_floor = cpu_floor(lf.ok) if lf else None
+                lf_text = (f"; bare libcurl client {py.wall / lf.wall:.1f}× ({lf.wall:.3f} s"
+                           + (f", its CPU floor {lf_floor['floor']:.3f} s" if lf_floor else "") + ")"
                            if lf and lf.wall and py.wall else "")
                 targets.append((f"{s.name} {fs}: asyncd ≥ 10× faster than the Python asyncio client",
                                 (f"{sp:.1f}×" if sp else "–") + _needs(py.wall / 10 if py.wall else None, floor,
