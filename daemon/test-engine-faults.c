@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Engine against the fault-injecting server: every kind of failure is classified as the server
  * caused it, the semaphore and the global cap hold, the loop runs while the disk pool is slow,
- * and nothing is ever written through a planted symlink. */
+ * sockets are watched whatever curl does with them (refused, reused numbers, idle connections the
+ * server closes), and nothing is ever written through a planted symlink. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
