@@ -178,7 +178,8 @@ static char **read_list(const char *path, size_t *ret_n) {
         return urls;
 }
 
-static void finish(CURLM *multi, CURLMsg *msg) {
+/* Counts the finished transfer, saves its body, and returns its slot for the next one. */
+static Slot *finish(CURLM *multi, CURLMsg *msg) {
         Slot *slot;
         long code = 0;
 
@@ -197,6 +198,7 @@ static void finish(CURLM *multi, CURLMsg *msg) {
                 if (save_dir >= 0)
                         save(slot);
         }
+        return slot;
 }
 
 static double now(clockid_t clock) {
@@ -262,10 +264,8 @@ int main(int argc, char *argv[]) {
                 bool started = false;
                 while ((msg = curl_multi_info_read(multi, &left)))
                         if (msg->msg == CURLMSG_DONE) {
-                                Slot *slot;
+                                Slot *slot = finish(multi, msg);
 
-                                (void) curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &slot);
-                                finish(multi, msg);
                                 if (next < n_urls) {
                                         start(multi, slot, urls[next++]);
                                         started = true;

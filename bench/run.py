@@ -44,7 +44,8 @@ PEERS_SMALL = ["asyncd", "asyncd-gdbus", "curl", "aria2c", "wget2", "python-aioh
 PEERS_BIG = ["asyncd", "asyncd-gdbus", "curl", "aria2c", "wget2"]
 # Not a peer: the least a libcurl client spends (bench/libcurl-floor.c), plain HTTP only.
 FLOOR = "libcurl-floor"
-ALL_TOOLS = PEERS_SMALL + [FLOOR, "wrk"]
+PEERS_SMALL_HTTP = PEERS_SMALL + [FLOOR]
+ALL_TOOLS = PEERS_SMALL_HTTP + ["wrk"]
 
 # Exit statuses that mean "finished, some 404s" per tool, accepted in the 404 scenario only.
 RC_404 = {"curl": {22}, "aria2c": {3}, "wget2": {0, 8}, "asyncd": {3}, "asyncd-gdbus": {0},
@@ -74,10 +75,10 @@ def make_scenarios(a):
     label = f"{n // 1000}k"
     big_mib = 64 if a.quick else 256
     sc = [
-        Scenario(f"small-{label}-c100", "small", n, 100, "plain", PEERS_SMALL + [FLOOR], target="small"),
-        Scenario(f"small-{label}-c10", "small", n, 10, "plain", PEERS_SMALL + [FLOOR], target="small"),
-        Scenario(f"small-{label}-404", "small", n, 100, "404", PEERS_SMALL + [FLOOR]),
-        Scenario(f"small-{label}-delay20ms", "small", n, 100, "delay", PEERS_SMALL + [FLOOR]),
+        Scenario(f"small-{label}-c100", "small", n, 100, "plain", PEERS_SMALL_HTTP, target="small"),
+        Scenario(f"small-{label}-c10", "small", n, 10, "plain", PEERS_SMALL_HTTP, target="small"),
+        Scenario(f"small-{label}-404", "small", n, 100, "404", PEERS_SMALL_HTTP),
+        Scenario(f"small-{label}-delay20ms", "small", n, 100, "delay", PEERS_SMALL_HTTP),
         Scenario(f"small-{label}-https", "small", n, 100, "https", PEERS_SMALL, fs=["tmpfs"]),
         Scenario(f"big-{big_mib}MiB", "big", 1, 1, "plain", PEERS_BIG, mib=big_mib),
         Scenario("wrk-ceiling", "wrk", n, 0, "plain", ["wrk"], fs=["-"],
