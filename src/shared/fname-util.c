@@ -8,6 +8,7 @@
 #include "fname-util.h"
 #include "macro.h"
 #include "string-util.h"
+#include "utf8-util.h"
 
 const char *filename_invalid_reason(const char *s) {
         size_t n;
@@ -19,11 +20,17 @@ const char *filename_invalid_reason(const char *s) {
         n = strlen(s);
         if (n > FILENAME_MAX_BYTES)
                 return "file name is longer than 255 bytes";
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                if (*p == '/')
+        for (size_t at = 0; at < n;) {
+                uint32_t c;
+                size_t k = utf8_char(s + at, n - at, &c);
+
+                if (k == 0)
+                        return "file name is not valid UTF-8";
+                if (c == '/')
                         return "file name contains \"/\"";
-                if (*p < 0x20 || *p == 0x7f)
+                if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
                         return "file name contains a control character";
+                at += k;
         }
         return NULL;
 }
@@ -34,10 +41,12 @@ int filename_from_url(const char *url, char **ret, const char **ret_reason) {
         const char *reason;
         size_t k = 0;
 
-        /* Only the path counts: skip "scheme://authority", stop at query or fragment. */
+        /* Only the path counts: skip "scheme://authority" (which ends at "/", "?" or "#"), stop at
+         * query or fragment. */
         path_start = strstr(url, "://");
-        path_start = path_start ? strchr(path_start + 3, '/') : NULL;
-        if (!path_start) {
+        if (path_start)
+                path_start += 3 + strcspn(path_start + 3, "/?#");
+        if (!path_start || *path_start != '/') {
                 *ret_reason = "URL has no path to derive a file name from";
                 return -EINVAL;
         }

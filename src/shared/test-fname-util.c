@@ -23,6 +23,9 @@ static void test_filename_valid(void **state) {
         assert_false(filename_is_valid("../x"));
         assert_false(filename_is_valid("a\nb"));
         assert_false(filename_is_valid("a\x7f"));
+        assert_false(filename_is_valid("a\xc2\x85" "b"));                 /* U+0085, a C1 control */
+        assert_string_equal(filename_invalid_reason("a\xff" "b"), "file name is not valid UTF-8");
+        assert_true(filename_is_valid("\xc2\xa0"));                     /* U+00A0 is not a control */
         memset(long_name, 'a', sizeof(long_name));
         long_name[255] = 0;
         assert_true(filename_is_valid(long_name));
@@ -55,6 +58,11 @@ static void test_filename_from_url(void **state) {
         check_derived("http://h/a/%zz", "%zz");
         check_derived("http://h/", NULL);
         check_derived("http://h", NULL);
+        check_derived("http://h?x/evil", NULL);        /* a query is not a path */
+        check_derived("http://h#/evil", NULL);
+        check_derived("http://h:80?a=/b/c", NULL);
+        check_derived("http://h/a/x%ffy", NULL);       /* not UTF-8 after decoding */
+        check_derived("http://h/a/%c3%a9t%c3%a9", "\xc3\xa9t\xc3\xa9");
         check_derived("http://h/a/%2e%2e", NULL);      /* ".." after decoding */
         check_derived("http://h/a/x%2fy", NULL);       /* "/" after decoding */
         check_derived("http://h/a/x%00y", NULL);       /* NUL after decoding */
