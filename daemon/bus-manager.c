@@ -129,6 +129,10 @@ static int method_submit_job(sd_bus_message *message, void *userdata, sd_bus_err
         if (r < 0)
                 return r;
         r = sd_bus_message_read(message, "h", &fd);
+        if (r == -EBADMSG)
+                /* sd-bus's own "Bad message" would not say which argument. */
+                r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                     "directory: the handle does not refer to a file descriptor passed with the call");
         if (r >= 0)
                 r = read_options(message, &options, &name_arg, error);
         if (r >= 0 && !(name = strdup(name_arg)))

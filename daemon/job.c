@@ -11,6 +11,7 @@
 #include "job.h"
 #include "log.h"
 #include "transfer.h"
+#include "utf8-util.h"
 
 static const char *const task_status_table[_TASK_STATUS_MAX] = {
         [TASK_OK] = "ok",
@@ -161,7 +162,9 @@ void job_record_result(Job *j, uint32_t index, TaskStatus status, long http_code
                 .status = status,
                 .http_code = http_code > 0 && http_code < 1000 ? (uint16_t) http_code : 0,
                 .bytes = bytes,
-                .error = error && *error ? strdup(error) : NULL,
+                /* Server text (reason phrases, curl's messages about redirects) need not be UTF-8,
+                 * and a D-Bus string must be. */
+                .error = error && *error ? utf8_sanitize(error, strlen(error)) : NULL,
         };
         j->n_results++;
         j->counts[status]++;

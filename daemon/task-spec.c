@@ -56,8 +56,8 @@ int task_specs_prepare(TaskSpec *tasks, size_t n, size_t *ret_index, char **ret_
                         char *derived = NULL;
 
                         if (filename_from_url(tasks[i].url, &derived, &reason) < 0)
-                                return fail(i, ret_index, ret_reason, "cannot derive a file name from \"%s\": %s",
-                                            tasks[i].url, reason);
+                                return fail(i, ret_index, ret_reason, "cannot derive a file name from \"%.*s%s\": %s",
+                                            URL_QUOTE_LENGTH(tasks[i].url), reason);
                         free(tasks[i].filename);
                         tasks[i].filename = derived;
                 } else if ((reason = filename_invalid_reason(tasks[i].filename)))

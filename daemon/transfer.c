@@ -6,6 +6,7 @@
  * behind) → curl done → slot released → commit or discard the file on the pool → result. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "file-writer.h"
 #include "log.h"
 #include "transfer.h"
+#include "utf8-util.h"
 
 struct Transfer {
         ListLink link;                  /* on job->transfers */
@@ -151,12 +153,20 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
         if (!t->writer) {
                 curl_off_t length = -1;
 
+                /* Not CURLOPT_MAXFILESIZE: it applies to every response, and the limit is for the
+                 * file, not for error pages or redirects. */
+                if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) != CURLE_OK)
+                        length = -1;
+                if (max > 0 && length > 0 && (uint64_t) length > max) {
+                        set_failure(t, "body larger than the limit of %" PRIu64 " bytes", max);
+                        return 0;
+                }
                 r = ensure_writer(t);
                 if (r < 0) {
                         set_failure(t, "%s", strerror(-r));
                         return 0;
                 }
-                if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length > 0)
+                if (length > 0)
                         file_writer_expect(t->writer, (uint64_t) length);
         }
         if (file_writer_is_full(t->writer)) {
@@ -187,7 +197,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
                 p++;
         while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
                 end--;
-        snprintf(t->reason, sizeof(t->reason), "%.*s", (int) (end - p), p);
+        snprintf(t->reason, sizeof(t->reason), "%.*s", (int) utf8_prefix_length(p, end - p, sizeof(t->reason) - 1), p);
         return n;
 }
 
@@ -206,6 +216,11 @@ static int on_connected(void *userdata, char *primary_ip, char *local_ip, int pr
 static long receive_buffer_size(unsigned concurrency) {
         return MIN(MAX(RECEIVE_BUFFER_BUDGET / (long) MAX(concurrency, 1U), (long) CURL_MAX_WRITE_SIZE),
                    256L * 1024L);
+}
+
+/* Rounded up: 999 µs truncated to 0 would mean "no limit" to curl. */
+static long usec_to_msec_up(uint64_t usec) {
+        return (long) MIN((usec + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (uint64_t) LONG_MAX);
 }
 
 static int setup_easy(Transfer *t) {
@@ -232,9 +247,8 @@ static int setup_easy(Transfer *t) {
         (void) curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
         (void) curl_easy_setopt(e, CURLOPT_USERAGENT, "asyncd/" PACKAGE_VERSION);
         (void) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
-        (void) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (o->timeout_usec / USEC_PER_MSEC));
-        (void) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (o->connect_timeout_usec / USEC_PER_MSEC));
-        (void) curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) o->max_bytes);
+        (void) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, usec_to_msec_up(o->timeout_usec));
+        (void) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, usec_to_msec_up(o->connect_timeout_usec));
         (void) curl_easy_setopt(e, CURLOPT_BUFFERSIZE, receive_buffer_size(o->concurrency));
         return 0;
 }
@@ -280,11 +294,6 @@ static void leave_wire(Transfer *t) {
 static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error_size) {
         if (t->failure)
                 return TASK_ERROR;
-        if (code == CURLE_FILESIZE_EXCEEDED) {
-                snprintf(error, error_size, "body larger than the limit of %" PRIu64 " bytes",
-                         t->job->options.max_bytes);
-                return TASK_ERROR;
-        }
         if (code != CURLE_OK) {
                 long os_errno = 0;
 
@@ -342,6 +351,8 @@ void transfer_cancel(Transfer *t) {
         if (!t->easy)
                 return; /* already committing or discarding its file: that outcome stands */
         t->cancelled = true;
+        /* The result names the status a cancelled transfer had received, if any. */
+        (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->http_code);
 
         curl_glue_remove(t->job->engine->glue, t->easy);
         leave_wire(t);

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
 
@@ -34,6 +35,30 @@ static void test_url_check(void **state) {
         check_url("not a url", "invalid URL");
         check_url("", "invalid URL");
         check_url("http://", "invalid URL");
+}
+
+static void test_url_length(void **state) {
+        _cleanup_free_ char *url = malloc(URL_MAX_BYTES + 2), *reason = NULL;
+        size_t prefix = strlen("http://h/");
+
+        assert_non_null(url);
+        memcpy(url, "http://h/", prefix);
+        memset(url + prefix, 'a', URL_MAX_BYTES - prefix);
+        url[URL_MAX_BYTES] = 0;
+        check_url(url, NULL);
+        url[URL_MAX_BYTES] = 'a';
+        url[URL_MAX_BYTES + 1] = 0;
+        check_url(url, "URL is longer than 65536 bytes");
+
+        /* A long URL curl refuses is quoted in part, and not cut inside a character. */
+        memcpy(url, "http://[bad/", 12);
+        for (size_t i = 12; i + 2 < 2000; i += 2)
+                memcpy(url + i, "\xc3\xa9", 2);
+        url[2000] = 0;
+        assert_int_equal(url_check_http(url, &reason), -EINVAL);
+        assert_non_null(strstr(reason, "...\": "));
+        assert_true(strlen(reason) < URL_QUOTE_MAX + 64);
+        assert_true(utf8_is_valid(reason));
 }
 
 /* Whatever the fast path accepts, libcurl's parser must accept too. */
@@ -126,6 +151,7 @@ static void test_plain_fast_path_random(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_url_check),
+                cmocka_unit_test(test_url_length),
                 cmocka_unit_test(test_plain_fast_path),
                 cmocka_unit_test(test_plain_fast_path_random),
         };

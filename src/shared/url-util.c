@@ -63,6 +63,8 @@ int url_check_http(const char *url, char **ret_reason) {
         int r = 0;
 
         *ret_reason = NULL;
+        if (strlen(url) > URL_MAX_BYTES)
+                return asprintf(ret_reason, "URL is longer than %d bytes", URL_MAX_BYTES) < 0 ? -ENOMEM : -EINVAL;
         /* Parsing costs about a microsecond per URL and a job may have a million. */
         if (url_is_plain_http(url))
                 return 0;
@@ -73,7 +75,7 @@ int url_check_http(const char *url, char **ret_reason) {
 
         uc = curl_url_set(u, CURLUPART_URL, url, 0);
         if (uc != CURLUE_OK) {
-                if (asprintf(ret_reason, "invalid URL \"%s\": %s", url, curl_url_strerror(uc)) < 0)
+                if (asprintf(ret_reason, "invalid URL \"%.*s%s\": %s", URL_QUOTE_LENGTH(url), curl_url_strerror(uc)) < 0)
                         *ret_reason = NULL;
                 r = -EINVAL;
                 goto finish;
@@ -86,7 +88,7 @@ int url_check_http(const char *url, char **ret_reason) {
                 goto finish;
         }
         if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
-                if (asprintf(ret_reason, "URL \"%s\" has no host", url) < 0)
+                if (asprintf(ret_reason, "URL \"%.*s%s\" has no host", URL_QUOTE_LENGTH(url)) < 0)
                         *ret_reason = NULL;
                 r = -EINVAL;
         }

@@ -3,6 +3,19 @@
 #pragma once
 
 #include <stdbool.h>
+#include <string.h>
+
+#include "utf8-util.h"
+
+/* Far above what servers take by default (8 KiB for nginx and Apache), far below what would make
+ * libcurl fail to build the request (1 MiB). */
+#define URL_MAX_BYTES (64 * 1024)
+
+/* Error messages quote at most this much of a URL: the arguments for "%.*s%s". */
+#define URL_QUOTE_MAX 256
+#define URL_QUOTE_LENGTH(url)                                                           \
+        (int) utf8_prefix_length((url), strlen(url), URL_QUOTE_MAX), (url),             \
+        strlen(url) > URL_QUOTE_MAX ? "..." : ""
 
 /* Checks that url parses and is http or https with a host. Returns 0, or -EINVAL with a
  * reason in *ret_reason (allocated, the caller frees it). */

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Cancel from another client mid-job, bad input on every method argument (named errors, nothing
-created, the daemon keeps serving), and SIGTERM mid-job (no temporary file left, exit 0)."""
+created, the daemon keeps serving), what odd servers send (text that is not UTF-8, error pages
+over max_bytes), and SIGTERM mid-job (no temporary file left, exit 0)."""
 
 import os
 import tempfile
@@ -20,6 +21,7 @@ def main():
     try:
         cancel_from_other_client(bus)
         bad_input(bus)
+        odd_servers(bus)
         limits(bus)
         sigterm_mid_job(bus, daemon)
     finally:
@@ -91,8 +93,23 @@ def bad_input(bus):
                  '"overwrite" must be of type "b"')
     expect_error(c, "flags set", submit([good], flags=4), INVALID, "flags: unknown bits 0x4")
     expect_error(c, "flags set", submit([good], flags=2), INVALID, "flags: unknown bits 0x2")
+    expect_error(c, "file name from a query, not a path", submit([(f"{nginx}?x/evil", "")]), INVALID,
+                 "task 0: cannot derive a file name")
+    expect_error(c, "derived file name not UTF-8", submit([(f"{nginx}/a%ffb", "")]), INVALID,
+                 "task 0: cannot derive a file name from")
+    expect_error(c, "file name with a C1 control", submit([(good[0], "a\u0085b")]), INVALID, "control character")
+    long_url = f"{nginx}/" + "a" * 70000
+    expect_error(c, "URL over 64 KiB", submit([good, (long_url, "x")]), INVALID,
+                 "task 1: URL is longer than 65536 bytes")
+    err, msg = dbus_error(submit([good, (f"{nginx}/" + "a" * 5000 + " x", "x")]))
+    check(err == INVALID and 'task 1: invalid URL "http' in msg and '..."' in msg and len(msg) < 400,
+          f"a long refused URL is quoted in part ({len(msg or '')} characters)")
     fd = os.open("/etc/hostname", os.O_RDONLY)
     expect_error(c, "fd is not a directory", submit([good], directory=fd), INVALID, "not refer to a directory")
+    expect_error(c, "handle without a passed fd",
+                 lambda: c.call(MANAGER_PATH, MANAGER, "SubmitJob", "a(ss)ha{sv}t", ([good], 5, {}, 0), "(to)",
+                                fds=[fd]),
+                 INVALID, "directory: the handle does not refer to a file descriptor")
     os.close(fd)
     check(os.listdir(out) == [], "nothing created by refused submissions")
 
@@ -117,6 +134,54 @@ def bad_input(bus):
     c.subscribe()
     c.pump(lambda: c.get_property(path, JOB, "State") != "running", 20)
     check(c.get_property(path, JOB, "Ok") == 1 and os.listdir(out) == ["br.gif"], "daemon still serves jobs")
+    c.close()
+
+
+def odd_servers(bus):
+    """What servers send ends up in D-Bus strings, which must be UTF-8; max_bytes is for files only."""
+    plain = env("ASYNCD_TEST_FAULT_PLAIN_URL")
+    out = tempfile.mkdtemp(prefix="asyncd-odd-")
+    c = Client(bus.address)
+    c.subscribe()
+    def run(tasks, options=None):
+        job_id, path = c.submit(tasks, out, options)
+        check(c.pump(lambda: c.job_signals(path, "Finished"), 20), f"odd servers: job {job_id} finished")
+        return path, {tasks[r[1]][1]: r for r in c.completed_results(path)}
+
+    tasks = [(f"{plain}/reason/42616420ff205468696e67/status/503/a", "bad-utf8"),      # "Bad \xff Thing"
+             (f"{plain}/reason/{'c3a9' * 40}/status/503/b", "long-phrase"),             # 80 bytes of "é"
+             (f"{plain}/bytes/3", "small")]
+    path, by_name = run(tasks)
+    check(len(by_name) == len(tasks), f"odd servers: every result came in Completed ({len(by_name)})")
+    check(by_name.get("bad-utf8", [""] * 7)[6] == "HTTP 503 Bad \ufffd Thing", "invalid UTF-8 replaced")
+    check(by_name.get("long-phrase", [""] * 7)[6] == "HTTP 503 " + "é" * 31, "long phrase cut between characters")
+    err, _ = dbus_error(lambda: c.get_results(path))
+    check(err is None and sorted(r[0] for r in c.get_results(path)[0]) == [0, 1, 2], "GetResults returns them all")
+
+    tasks = [(f"{plain}/flags/zz/zz.gif", "missing"),                                  # 404, 14-byte body
+             (f"{plain}/redirect/1/bytes/5", "redirected"),                            # 302, 31-byte body
+             (f"{plain}/bytes/200", "too-big"),
+             (f"{plain}/chunked/200", "too-big-chunked")]
+    path, by_name = run(tasks, {"max_bytes": GLib.Variant("t", 10)})
+    check(by_name["redirected"][2:5] == ("ok", 200, 5), f"max_bytes ignores a redirect's body: {by_name['redirected']}")
+    check(by_name["missing"][2:4] == ("not_found", 404), f"max_bytes ignores a 404's body: {by_name['missing']}")
+    check(all(by_name[n][2] == "error" and "larger than the limit of 10 bytes" in by_name[n][6]
+              for n in ("too-big", "too-big-chunked")), "bodies over max_bytes are errors")
+    check(sorted(os.listdir(out)) == ["redirected", "small"], f"files: {sorted(os.listdir(out))}")
+
+    # 999 µs is a time-out of 1 ms, not "none".
+    job_id, path = c.submit([(f"{plain}/delay/1500/bytes/3", "late")], out, {"timeout_usec": GLib.Variant("t", 999)})
+    check(c.pump(lambda: c.job_signals(path, "Finished"), 10), "sub-millisecond time-out: Finished")
+    r = c.completed_results(path)[0]
+    check(r[2] == "error" and "timed out" in r[6], f"sub-millisecond time-out applies: {r}")
+
+    # A transfer cancelled after its status line names that status.
+    job_id, path = c.submit([(f"{plain}/trickle/200/bytes/4096", "slow")], out)
+    c.pump(lambda: False, 0.6)        # the headers come at once, the body 64 bytes per 200 ms
+    c.call(path, JOB, "Cancel")
+    check(c.pump(lambda: c.job_signals(path, "Finished"), 10), "cancel mid-body: Finished")
+    r = c.completed_results(path)[0]
+    check(r[2] == "cancelled" and r[3] == 200, f"cancelled mid-body keeps http_code 200: {r}")
     c.close()
 
 

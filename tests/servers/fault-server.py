@@ -31,6 +31,8 @@ the rest of the path is a normal document path:
   /truncate/<n>/P     real Content-Length, only n body bytes, then close
   /reset/P            request read, then TCP RST (SO_LINGER 0), no header
   /status/<code>/P    that status with its standard reason phrase, tiny body
+  /reason/<hex>/P     the status line of /P carries these bytes (hex, any
+                      value, e.g. ff) as its reason phrase
   /redirect/<n>/P     302 to /redirect/<n-1>/P; /redirect/0/P serves /P
   /redirect-file/P    302 to file:///etc/passwd
   /redirect-loop/P    302 to itself, forever
@@ -164,6 +166,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_request(self, head):
         srv = self.server
+        self.phrase = None
         self.rec = rec = {"ts": time.time(), "method": self.command,
                           "path": self.path, "status": None, "action": None,
                           "delay": 0.0, "bytes": 0, "aborted": False,
@@ -209,7 +212,12 @@ class Handler(BaseHTTPRequestHandler):
 
         while segs and body is None:
             word, arg = segs[0], num(1)
-            if word == "reset":
+            if word == "reason" and len(segs) > 1:
+                try:
+                    self.phrase = bytes.fromhex(segs[1])
+                except ValueError:
+                    break
+            elif word == "reset":
                 reset, segs = True, segs[1:]
             elif word in ("redirect-file", "redirect-loop"):
                 loc = FILE_URL if word == "redirect-file" else self.path
@@ -289,8 +297,8 @@ class Handler(BaseHTTPRequestHandler):
              truncate=None, trickle=None, piece=None):
         """Headers, then the body (length None = chunked), maybe cut/slowed."""
         self.rec["status"] = code
-        lines = [f"HTTP/1.1 {code} {reason(code)}",
-                 f"Date: {email.utils.formatdate(usegmt=True)}",
+        phrase = self.phrase if self.phrase is not None else reason(code).encode()
+        lines = [f"Date: {email.utils.formatdate(usegmt=True)}",
                  f"Server: {self.server_version}"]
         lines += [f"{k}: {v}" for k, v in headers]
         lines.append("Transfer-Encoding: chunked" if length is None
@@ -299,7 +307,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if self.close_connection:
             lines.append("Connection: close")
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self.wfile.write(b"HTTP/1.1 %d %s\r\n" % (code, phrase) +
+                         ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         if head:
             return
         step = (piece or PIECE) if trickle is not None else BLOCK

@@ -175,6 +175,10 @@ def fault_behaviours(fs):
         check(hdr.startswith(f"HTTP/1.1 {code} {phrase}\r\n") and body,
               f"fault: /status/{code} -> '{code} {phrase}'", hdr.split("\r\n")[0])
 
+    rc, info, body, hdr = get(f"{u}/reason/42616420ff205468696e67/status/503/x")
+    check(hdr.startswith("HTTP/1.1 503 Bad \xff Thing\r\n"),
+          "fault: /reason/<hex> -> those bytes as the reason phrase", hdr.split("\r\n")[0])
+
     rc, info, body, _ = get(u + "/reset/flags/br/br.gif")
     check(rc == 56 and info["http_code"] == 0 and not body,
           "fault: /reset -> RST before any header, curl exit 56", f"rc={rc}")
