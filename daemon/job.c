@@ -153,6 +153,14 @@ void job_release_slot(Job *j) {
                 engine_wake_scheduler(j->engine);
 }
 
+static void mark_finished(Job *j) {
+        j->state = j->cancel_requested ? JOB_CANCELLED : JOB_DONE;
+        /* Every file operation has ended with its result: a finished job kept for queries must not
+         * keep its directory busy (umount) until it expires. */
+        j->dirfd = safe_close(j->dirfd);
+        j->callbacks->on_finished(j, j->userdata);
+}
+
 void job_record_result(Job *j, uint32_t index, TaskStatus status, long http_code, uint64_t bytes, const char *error) {
         uint32_t seq = j->n_results;
         TaskResult *r = &j->results[seq];
@@ -172,10 +180,8 @@ void job_record_result(Job *j, uint32_t index, TaskStatus status, long http_code
 
         j->callbacks->on_result(j, seq, j->userdata);
 
-        if (j->n_results == j->n_tasks && !j->open) {
-                j->state = j->cancel_requested ? JOB_CANCELLED : JOB_DONE;
-                j->callbacks->on_finished(j, j->userdata);
-        }
+        if (j->n_results == j->n_tasks && !j->open)
+                mark_finished(j);
 }
 
 static void close_job(Job *j) {
@@ -186,10 +192,8 @@ static void close_job(Job *j) {
 
 /* For jobs that were open: the last result may have come before the job was closed. */
 static void finish_if_complete(Job *j) {
-        if (j->state == JOB_RUNNING && !j->open && j->n_results == j->n_tasks) {
-                j->state = j->cancel_requested ? JOB_CANCELLED : JOB_DONE;
-                j->callbacks->on_finished(j, j->userdata);
-        }
+        if (j->state == JOB_RUNNING && !j->open && j->n_results == j->n_tasks)
+                mark_finished(j);
 }
 
 static uint32_t hash_name(const char *s) {

@@ -13,7 +13,8 @@ Checks that
   * the published version 1 API (below, from the D-Bus contract) is still
     there, unchanged: members may be added, never changed or removed;
   * the policy lets root own the name, denies sending to it by default first,
-    and then allows exactly the methods of the interfaces, one by one;
+    then allows exactly the methods of the interfaces, one by one, and last
+    keeps the Completed signal (it carries results) from everybody but root;
   * with --live, that the introspection data a running daemon returned (the
     output of org.freedesktop.DBus.Introspectable.Introspect on its objects)
     describes exactly these interfaces: the same members, argument names,
@@ -27,6 +28,9 @@ import sys
 import xml.etree.ElementTree as ET
 
 BUS_NAME = 'io.asyncd1'
+# Only the owner and root may read a job's results, and Completed signals carry them.
+RESULTS_SIGNAL_DENY = {'receive_sender': BUS_NAME, 'receive_interface': 'io.asyncd1.Job',
+                       'receive_member': 'Completed', 'receive_type': 'signal'}
 ECS = 'org.freedesktop.DBus.Property.EmitsChangedSignal'
 
 # The published contract: (in-signature, out-signature, argument names) for
@@ -249,6 +253,8 @@ def check_policy(path, methods):
         problem(where, f'the default policy must start with <deny send_destination="{BUS_NAME}"/>')
     allowed = set()
     for r in rules[1:]:
+        if r.tag == 'deny' and r.attrib == RESULTS_SIGNAL_DENY:
+            continue
         if r.tag != 'allow':
             problem(where, f'unexpected <{r.tag}> in the default policy')
             continue
@@ -278,6 +284,8 @@ def check_policy(path, methods):
             problem(where, f'allows {iface}.{member}, which is not a method of the API')
     for iface, member in sorted(methods - allowed):
         problem(where, f'method {iface}.{member} is not allowed for everybody')
+    if not rules or rules[-1].attrib != RESULTS_SIGNAL_DENY or rules[-1].tag != 'deny':
+        problem(where, f'the default policy must end with <deny {RESULTS_SIGNAL_DENY}/>: Completed carries results')
     for iface, members in STANDARD_ALLOWED.items():
         for m in (members or {None}):
             ok = any(r.tag == 'allow' and r.get('send_destination') == BUS_NAME

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """On a private system-type bus that loads our policy file: root may own the name and submit;
 an unprivileged caller (nobody, via setpriv) may list jobs and read properties but gets
-AccessDenied for SubmitJob, GetResults and Cancel of root's job, and cannot own the name."""
+AccessDenied for SubmitJob, GetResults and Cancel of root's job, does not receive its Completed
+signals, and cannot own the name."""
 
 import json
 import os
@@ -50,6 +51,23 @@ try:
 except GLib.Error as e:
     out["RequestName"] = [Gio.DBusError.get_remote_error(e), e.message]
 print(json.dumps(out))
+'''
+
+# Runs as nobody: collects the members of the signals it receives from asyncd until JobFinished.
+LISTENER = r'''
+import json, sys, time
+from gi.repository import Gio, GLib
+conn = Gio.DBusConnection.new_for_address_sync(sys.argv[1], Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+                                               Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+seen = []
+conn.signal_subscribe("io.asyncd1", None, None, None, None, 0, lambda *a: seen.append(a[4]))
+conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetId",
+               None, None, 0, -1, None)          # the match rule is in place once this returns
+print("ready", flush=True)
+ctx, deadline = GLib.MainContext.default(), time.monotonic() + 20
+while "JobFinished" not in seen and time.monotonic() < deadline:
+    ctx.iteration(False) or time.sleep(0.01)
+print(json.dumps(seen))
 '''
 
 
@@ -103,7 +121,25 @@ def run(bus):
     check(root.pump(lambda: root.job_signals(path, "Finished"), 10), "root may cancel its job")
     res, _ = root.get_results(path)
     check(len(res) == 2, "root may read the results")
+    signals_reach_only_root(bus, root, out)
     root.close()
+
+
+def signals_reach_only_root(bus, root, out):
+    """Completed carries file names and errors: the bus policy keeps it from other users."""
+    listener = subprocess.Popen(NOBODY + ["/usr/bin/python3", "-c", LISTENER, bus.address],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        check(listener.stdout.readline().strip() == "ready", "listener as nobody subscribed")
+        nginx = env("ASYNCD_TEST_NGINX_URL")
+        job_id, path = root.submit([(f"{nginx}/flags/fr/fr.gif", "")], out)
+        check(root.pump(lambda: root.job_signals(path, "Finished"), 10) and root.job_signals(path, "Completed"),
+              "root receives Completed and Finished")
+        seen = json.loads(listener.communicate(timeout=30)[0])
+    finally:
+        listener.kill()
+    check("JobFinished" in seen and "Finished" in seen and "Completed" not in seen,
+          f"nobody receives the job's other signals but not Completed: {sorted(set(seen))}")
 
 
 if __name__ == "__main__":
