@@ -21,8 +21,8 @@ const char *filename_invalid_reason(const char *s) {
         if (n > FILENAME_MAX_BYTES)
                 return "file name is longer than 255 bytes";
         for (size_t at = 0; at < n;) {
-                uint32_t c;
-                size_t k = utf8_char(s + at, n - at, &c);
+                uint32_t c = (unsigned char) s[at];
+                size_t k = c < 0x80 ? 1 : utf8_char(s + at, n - at, &c);   /* a million names per job */
 
                 if (k == 0)
                         return "file name is not valid UTF-8";
