@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* asyncctl: the command-line client of asyncd — option parsing, the verb table and main(). */
 #include <getopt.h>
+#include <inttypes.h>
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "log.h"
 #include "macro.h"
 #include "parse-util.h"
+#include "utf8-util.h"
 
 BusTransport arg_transport = BUS_TRANSPORT_SYSTEM;
 const char *arg_address = NULL;
@@ -24,6 +27,17 @@ const char *arg_directory = NULL;
 const char *arg_input = NULL;
 SubmitOptions arg_submit = { .overwrite = -1, .fsync = -1 };
 
+/* The daemon's limit for the concurrency option (io.asyncd1(5)): checked here too, so that an
+ * out-of-range -m is a usage error that says the range, not a refused job. */
+#define CONCURRENCY_MAX 1000U
+
+/* The first option given that only submit (or only submit and watch) uses, for the check in
+ * dispatch_verb(): 0 when there is none. */
+static int submit_option = 0;
+static bool verbose_option = false;
+
+/* The first write error on stdout, once it has been logged. */
+static int output_error = 0;
 
 static void help(void) {
         printf("%s [OPTIONS...] COMMAND ...\n"
@@ -43,23 +57,24 @@ static void help(void) {
                "     --system              Talk to the system instance (the default)\n"
                "     --user                Talk to the instance of the calling user\n"
                "     --bus-address=ADDRESS Talk to the instance on the bus at ADDRESS\n"
-               "     --json=MODE           Output JSON: short or pretty\n"
+               "     --json=MODE           Output JSON: short, pretty, or off (text, the default)\n"
                "  -j                       Same as --json=pretty on a terminal, else --json=short\n"
-               "     --no-legend           Do not show the headers and footers of tables\n"
+               "     --no-legend           status, results: leave out the header row and the count line\n"
                "  -q --quiet               Show no progress and no summary\n"
                "\n"
                "Options of submit:\n"
                "  -o --output-dir=DIR      Create the files in DIR (default: the current directory)\n"
-               "  -m --concurrency=N       At most N downloads of the job at once (daemon default: 5)\n"
+               "  -m --concurrency=N       At most N downloads of the job at once, 1 to 1000 (default: 5)\n"
                "  -i --input=FILE          Read \"URL [FILENAME]\" lines from FILE, or stdin for \"-\"\n"
                "     --name=NAME           Label the job\n"
                "     --overwrite           Replace existing files\n"
-               "     --timeout=SEC         Limit each download to SEC (e.g. 30, 2.5, 500ms, 1min)\n"
+               "     --timeout=SEC         Limit each download to SEC (e.g. 30, 2.5, 500ms, 1min; 0: none)\n"
                "     --connect-timeout=SEC Limit each connection attempt to SEC\n"
-               "     --max-bytes=BYTES     Fail downloads larger than BYTES (e.g. 512K, 10M)\n"
+               "     --max-bytes=BYTES     Fail downloads larger than BYTES (e.g. 512K, 10M; 0: none)\n"
                "     --fsync               Flush each file to disk before it appears\n"
                "     --no-wait             Print the job id and return at once\n"
                "  -v --verbose             One line per task as it completes, instead of the bar\n"
+               "                           (submit and watch)\n"
                "\n"
                "With -v, a task is named by the file it creates (or would have created): its\n"
                "FILENAME, else the last segment of its URL. Ctrl-C cancels a submitted job and waits\n"
@@ -114,19 +129,54 @@ static const struct option options[] = {
         {}
 };
 
+/* "-o/--output-dir", "--name": every spelling of the option, for messages. */
 static const char *option_name(int c, const char *arg) {
         static char buf[64];
 
-        if (c > 0 && c < 0x100) {
-                (void) snprintf(buf, sizeof(buf), "-%c", c);
-                return buf;
-        }
         for (const struct option *o = options; o->name; o++)
                 if (o->val == c) {
-                        (void) snprintf(buf, sizeof(buf), "--%s", o->name);
+                        if (c < 0x100)
+                                (void) snprintf(buf, sizeof(buf), "-%c/--%s", c, o->name);
+                        else
+                                (void) snprintf(buf, sizeof(buf), "--%s", o->name);
                         return buf;
                 }
         return arg ?: "?";
+}
+
+/* The option a getopt_long() error is about, as the user wrote it (without any "=VALUE").
+ * getopt_long() leaves only optopt (0 for an unknown long option), and argv[optind - 1] is the
+ * offending argument only for a long option or the last of a cluster ("-qx"): in "--user -xq"
+ * it is still "--user". So argv[optind - 1] counts only if it is a long option that names
+ * optopt (abbreviations included); otherwise the error is about the short option optopt. */
+static const char *option_as_written(const char *arg, int opt, char *buf, size_t size) {
+        if (strncmp(arg, "--", 2) == 0) {
+                size_t n = strcspn(arg + 2, "=");
+                bool named = opt == 0 || opt >= 0x100;
+
+                for (const struct option *o = options; o->name && !named; o++)
+                        named = o->val == opt && strncmp(o->name, arg + 2, n) == 0;
+                if (named) {
+                        (void) snprintf(buf, size, "%.*s", (int) MIN(n + 2, size - 1), arg);
+                        return buf;
+                }
+        }
+        if (opt > 0 && opt < 0x100) {
+                (void) snprintf(buf, size, "-%c", opt);
+                return buf;
+        }
+        return arg;
+}
+
+/* Whether the abbreviation --NAME (the user's text, without "=VALUE") fits several long options. */
+static bool option_is_ambiguous(const char *written) {
+        size_t n = strlen(written + 2);
+        unsigned k = 0;
+
+        for (const struct option *o = options; o->name; o++)
+                if (strncmp(o->name, written + 2, n) == 0)
+                        k++;
+        return k > 1;
 }
 
 static int parse_time_option(int c, const char *value, uint64_t *ret) {
@@ -136,11 +186,16 @@ static int parse_time_option(int c, const char *value, uint64_t *ret) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
+        char written[64];
         int c, r;
 
         /* '+' would stop at the verb; options may follow it, like systemctl's. */
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":hqvjo:m:i:", options, NULL)) >= 0) {
+                if (IN_SET(c, 'o', 'm', 'i', ARG_NAME, ARG_OVERWRITE, ARG_TIMEOUT, ARG_CONNECT_TIMEOUT,
+                           ARG_MAX_BYTES, ARG_FSYNC, ARG_NO_WAIT) && submit_option == 0)
+                        submit_option = c;
+
                 switch (c) {
 
                 case 'h':
@@ -169,7 +224,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_JSON:
                         arg_json = json_mode_from_string(optarg);
                         if (arg_json < 0)
-                                return log_error_errno(EINVAL, "invalid --json= mode \"%s\" (expected short or pretty)", optarg);
+                                return log_error_errno(EINVAL, "invalid --json= mode \"%s\" (expected short, pretty or off)", optarg);
                         break;
 
                 case 'j':
@@ -186,6 +241,7 @@ static int parse_argv(int argc, char *argv[]) {
 
                 case 'v':
                         arg_verbose = true;
+                        verbose_option = true;
                         break;
 
                 case 'o':
@@ -194,8 +250,9 @@ static int parse_argv(int argc, char *argv[]) {
 
                 case 'm':
                         r = parse_uint32(optarg, &arg_submit.concurrency);
-                        if (r < 0 || arg_submit.concurrency == 0)
-                                return log_error_errno(EINVAL, "invalid concurrency \"%s\": expected a number of at least 1", optarg);
+                        if (r < 0 || arg_submit.concurrency == 0 || arg_submit.concurrency > CONCURRENCY_MAX)
+                                return log_error_errno(EINVAL, "%s: expected a number from 1 to %u, not \"%s\"",
+                                                       option_name(c, NULL), CONCURRENCY_MAX, optarg);
                         arg_submit.set_concurrency = true;
                         break;
 
@@ -204,6 +261,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
 
                 case ARG_NAME:
+                        /* D-Bus strings must be UTF-8: sd-bus would only say "Invalid argument". */
+                        if (!utf8_is_valid(optarg))
+                                return log_error_errno(EINVAL, "--name: not valid UTF-8");
                         arg_submit.name = optarg;
                         break;
 
@@ -240,13 +300,19 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
 
                 case ':':
-                        return log_error_errno(EINVAL, "option %s needs an argument",
-                                               optopt ? option_name(optopt, NULL) : argv[optind - 1]);
+                        return log_error_errno(EINVAL, "option '%s' needs a value",
+                                               option_as_written(argv[optind - 1], optopt, written, sizeof(written)));
 
-                case '?':
-                        if (optopt)
-                                return log_error_errno(EINVAL, "unknown option -%c (see --help)", optopt);
-                        return log_error_errno(EINVAL, "unknown option %s (see --help)", argv[optind - 1]);
+                case '?': {
+                        const char *o = option_as_written(argv[optind - 1], optopt, written, sizeof(written));
+
+                        /* A known long option with "=VALUE" that takes none. */
+                        if (optopt != 0 && strncmp(o, "--", 2) == 0)
+                                return log_error_errno(EINVAL, "option '%s' takes no value", o);
+                        if (optopt == 0 && option_is_ambiguous(o))
+                                return log_error_errno(EINVAL, "option '%s' is ambiguous (see --help)", o);
+                        return log_error_errno(EINVAL, "unknown option '%s' (see --help)", o);
+                }
 
                 default:
                         return log_error_errno(EINVAL, "unhandled option %s", option_name(c, NULL));
@@ -254,6 +320,39 @@ static int parse_argv(int argc, char *argv[]) {
         }
 
         return 1;
+}
+
+int output_failed(int error, const char *note) {
+        if (output_error != 0)
+                return output_error;
+        output_error = error;
+
+        /* A reader that closed the pipe (head, a pager quit early) left on purpose: no message,
+         * unless it is about something the caller must not lose. */
+        if (note)
+                log_error_errno(error, "cannot write output: %m; %s", note);
+        else if (error != -EPIPE)
+                log_error_errno(error, "cannot write output: %m");
+        return error;
+}
+
+int check_output(const char *note) {
+        errno = 0;
+        if (fflush(stdout) != 0 || ferror(stdout))
+                return output_failed(errno > 0 ? -errno : -EIO, note);
+        return output_error;
+}
+
+/* At exit: a write error may also show only when the buffer is flushed or the file closed. */
+static int close_output(void) {
+        int r;
+
+        r = check_output(NULL);
+        if (r < 0)
+                return r;
+        if (fclose(stdout) != 0)
+                return output_failed(errno > 0 ? -errno : -EIO, NULL);
+        return 0;
 }
 
 int connect_bus(sd_bus **ret) {
@@ -281,7 +380,8 @@ int parse_job_ids(char **args, size_t n, uint64_t **ret) {
 
         for (size_t i = 0; i < n; i++)
                 if (parse_job_id(args[i], ids + i) < 0)
-                        return log_error_errno(EINVAL, "invalid job id \"%s\": expected a number of at least 1", args[i]);
+                        return log_error_errno(EINVAL, "invalid job id \"%s\": expected a number from 1 to %" PRIu64,
+                                               args[i], UINT64_MAX);
 
         *ret = TAKE_PTR(ids);
         return 0;
@@ -323,6 +423,14 @@ static int dispatch_verb(int argc, char **argv) {
                         return log_error_errno(EINVAL, "too many arguments for %s (usage: asyncctl %s %s)",
                                                name, name, verbs[i].args_help);
 
+                /* An option the verb does not use is a mistake, not something to ignore. */
+                if (submit_option != 0 && verbs[i].run != verb_submit)
+                        return log_error_errno(EINVAL, "option %s is only for submit, not for %s",
+                                               option_name(submit_option, NULL), name);
+                if (verbose_option && verbs[i].run != verb_submit && verbs[i].run != verb_watch)
+                        return log_error_errno(EINVAL, "option %s is only for submit and watch, not for %s",
+                                               option_name('v', NULL), name);
+
                 return verbs[i].run(n, argv + 1);
         }
 
@@ -341,10 +449,19 @@ int main(int argc, char *argv[]) {
                         log_set_max_level(r);
         }
 
-        r = parse_argv(argc, argv);
-        if (r <= 0)
-                return r < 0 ? EXIT_ERROR : EXIT_ALL_OK;
+        /* A closed stdout is an EPIPE to handle, not a silent death: submit cancels its job then,
+         * as for SIGTERM, instead of leaving it running. */
+        (void) signal(SIGPIPE, SIG_IGN);
 
-        r = dispatch_verb(argc - optind, argv + optind);
-        return r < 0 ? EXIT_ERROR : r;
+        r = parse_argv(argc, argv);
+        if (r > 0)
+                r = dispatch_verb(argc - optind, argv + optind);
+        if (r < 0)
+                r = EXIT_ERROR;
+
+        /* Output that did not get out (a full disk, a closed pipe) is a failure of every command;
+         * an interrupted submit keeps its 130. */
+        if (close_output() < 0 && r != EXIT_INTERRUPTED)
+                r = EXIT_ERROR;
+        return r;
 }

@@ -22,6 +22,12 @@ extern SubmitOptions arg_submit;
 /* Connects to the bus chosen on the command line; logs the failure. */
 int connect_bus(sd_bus **ret);
 
+/* A write error on stdout (error < 0): logs "cannot write output: ..." once, with note appended
+ * when not NULL, and quietly for EPIPE without a note. Returns the first error. */
+int output_failed(int error, const char *note);
+/* Flushes stdout and calls output_failed() if anything written to it got lost; 0 if not. */
+int check_output(const char *note);
+
 /* Parses every ID argument, logging the first bad one. */
 int parse_job_ids(char **args, size_t n, uint64_t **ret);
 

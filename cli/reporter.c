@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* reporter: shows a job's results while they arrive (progress bar, spinner or -v lines) and the
  * final report (the seed's summary, or one JSON document). */
+#include <errno.h>
 #include <langinfo.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,8 +102,11 @@ void reporter_on_result(JobWatch *w, const JobResult *res, void *userdata) {
                         log_oom();
                         return;
                 }
-                puts(line);
-                fflush(stdout);
+                if (rep->output_error < 0)
+                        return;
+                errno = 0;
+                if (puts(line) < 0 || fflush(stdout) != 0)
+                        rep->output_error = errno > 0 ? -errno : -EIO;
         }
 }
 
@@ -203,6 +207,9 @@ static int finish_json(Reporter *rep, const JobWatch *w, uint64_t elapsed_usec) 
 
 int reporter_finish(Reporter *rep, const JobWatch *w, uint64_t elapsed_usec) {
         reporter_stop(rep);
+
+        if (rep->output_error < 0)
+                return rep->output_error;
 
         if (rep->json != JSON_OFF)
                 return finish_json(rep, w, elapsed_usec);

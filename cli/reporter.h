@@ -25,6 +25,7 @@ typedef struct Reporter {
         uint64_t start_usec;            /* CLOCK_MONOTONIC origin of the elapsed time */
         unsigned frame;
         bool bar_shown;
+        int output_error;               /* < 0: writing to stdout failed; nothing more is written */
         sd_event_source *ticker;
 } Reporter;
 
@@ -32,7 +33,8 @@ typedef struct Reporter {
 int reporter_init(Reporter *rep, const TaskList *tasks, bool verbose, bool quiet, JsonMode json);
 void reporter_done(Reporter *rep);
 
-/* The JobWatch result callback (userdata is the Reporter). */
+/* The JobWatch result callback (userdata is the Reporter). A failed write to stdout is left in
+ * output_error for the caller to act on. */
 void reporter_on_result(JobWatch *w, const JobResult *res, void *userdata);
 
 /* Starts redrawing the bar ten times a second (only when the bar is on). */

@@ -79,6 +79,62 @@ static void test_many(void **state) {
         assert_int_equal(task_list_add(&l, "", NULL), -EINVAL);
 }
 
+static void check_map(const TaskList *l, const char *message, const char *expected) {
+        _cleanup_free_ char *s = task_list_map_message(l, message);
+
+        assert_non_null(s);
+        assert_string_equal(s, expected);
+}
+
+static void test_origin(void **state) {
+        static const char input[] =
+                "# flags\n"
+                "\n"
+                "http://h/a.gif\n"
+                "http://h/b.gif  my b.gif\n";
+        _cleanup_(task_list_done) TaskList l = { .input_name = "f.txt" };
+        unsigned line = 0;
+        char buf[64];
+        FILE *f;
+
+        assert_int_equal(task_list_add(&l, "http://h/x.gif", NULL), 0);
+        assert_int_equal(task_list_add(&l, "http://h/y.gif", NULL), 0);
+        f = fmemopen((void *) input, strlen(input), "r");
+        assert_non_null(f);
+        assert_int_equal(task_list_read(&l, f, &line), 0);
+        fclose(f);
+        assert_int_equal(l.n, 4);
+
+        task_list_origin(&l, 1, buf, sizeof(buf));
+        assert_string_equal(buf, "URL argument 2");
+        task_list_origin(&l, 2, buf, sizeof(buf));
+        assert_string_equal(buf, "f.txt:3");
+        task_list_origin(&l, 3, buf, sizeof(buf));
+        assert_string_equal(buf, "f.txt:4");
+
+        check_map(&l, "task 2: invalid URL \"x\"", "f.txt:3: invalid URL \"x\"");
+        check_map(&l, "task 0: unsupported URL scheme \"file\"", "URL argument 1: unsupported URL scheme \"file\"");
+        check_map(&l, "task 3: file name \"a.gif\" is already used by task 2",
+                  "f.txt:4: file name \"a.gif\" is already used by f.txt:3");
+        /* Not a task of this list, not at the start, or not at the end: left alone. */
+        check_map(&l, "task 4: nope", "task 4: nope");
+        check_map(&l, "task 99999999999999999999999: nope", "task 99999999999999999999999: nope");
+        check_map(&l, "flags: unknown bits 0x2", "flags: unknown bits 0x2");
+        check_map(&l, "task 1: file name \"by task 0.gif\" is bad", "URL argument 2: file name \"by task 0.gif\" is bad");
+}
+
+static void test_invalid_reason(void **state) {
+        Task ok = { .url = (char *) "http://h/a.gif", .filename = (char *) "Côte.gif" };
+        Task bad_url = { .url = (char *) "http://h/\xff.gif" };
+        Task bad_name = { .url = (char *) "http://h/a.gif", .filename = (char *) "a\xff.gif" };
+        Task slash = { .url = (char *) "http://h/a.gif", .filename = (char *) "a/b.gif" };
+
+        assert_null(task_invalid_reason(&ok));
+        assert_string_equal(task_invalid_reason(&bad_url), "URL is not valid UTF-8");
+        assert_string_equal(task_invalid_reason(&bad_name), "file name is not valid UTF-8");
+        assert_string_equal(task_invalid_reason(&slash), "file name contains \"/\"");
+}
+
 static void check_name(const char *url, const char *filename, const char *expected) {
         Task t = { .url = (char *) url, .filename = (char *) filename };
         _cleanup_free_ char *name = task_display_name(&t);
@@ -102,6 +158,8 @@ int main(void) {
                 cmocka_unit_test(test_read_nul),
                 cmocka_unit_test(test_many),
                 cmocka_unit_test(test_display_name),
+                cmocka_unit_test(test_origin),
+                cmocka_unit_test(test_invalid_reason),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

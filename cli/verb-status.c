@@ -34,8 +34,10 @@ static int job_failed(uint64_t id, const char *what, const sd_bus_error *e, int 
 
 static int print_json(json_object *o) {
         int r = json_print(o, arg_json, stdout);
+        if (r == -ENOMEM)
+                return log_oom();
         if (r < 0)
-                return log_error_errno(r, "cannot write the output: %m");
+                return output_failed(r, NULL);
         return EXIT_ALL_OK;
 }
 
@@ -107,7 +109,7 @@ static int list_jobs(sd_bus *bus) {
         if (n > 0) {
                 r = table_print(table, stdout, arg_legend);
                 if (r < 0) {
-                        r = log_error_errno(r, "cannot write the output: %m");
+                        r = r == -ENOMEM ? log_oom() : output_failed(r, NULL);
                         goto finish;
                 }
         }
@@ -168,14 +170,9 @@ static void print_job_details(const JobInfo *j) {
         }
 }
 
-static int show_jobs(sd_bus *bus, char **args, size_t n) {
+static int show_jobs(sd_bus *bus, const uint64_t *ids, size_t n) {
         _cleanup_(json_object_putp) json_object *array = NULL;
-        _cleanup_free_ uint64_t *ids = NULL;
         int r, ret = EXIT_ALL_OK;
-
-        r = parse_job_ids(args, n, &ids);
-        if (r < 0)
-                return r;
 
         array = json_object_new_array();
         if (!array)
@@ -219,7 +216,13 @@ static int show_jobs(sd_bus *bus, char **args, size_t n) {
 
 int verb_status(int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_free_ uint64_t *ids = NULL;
         int r;
+
+        /* A bad id is a usage error, whether or not the bus is there. */
+        r = parse_job_ids(argv, (size_t) argc, &ids);
+        if (r < 0)
+                return r;
 
         r = connect_bus(&bus);
         if (r < 0)
@@ -227,7 +230,41 @@ int verb_status(int argc, char **argv) {
 
         if (argc == 0)
                 return list_jobs(bus);
-        return show_jobs(bus, argv, (size_t) argc);
+        return show_jobs(bus, ids, (size_t) argc);
+}
+
+/* CancelJob() of a job that has finished succeeds and changes nothing (it is idempotent on
+ * purpose), so the job's State is read first: "cancelled" must not claim what did not happen. */
+static int cancel_one(sd_bus *bus, uint64_t id, json_object *array) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL, *state = NULL;
+        bool running;
+        json_object *o;
+        int r, ret = EXIT_ALL_OK;
+
+        r = bus_get_job(bus, id, &path, NULL, &error);
+        if (r >= 0)
+                r = sd_bus_get_property_string(bus, ASYNCD_BUS_NAME, path, ASYNCD_JOB_INTERFACE, "State",
+                                               &error, &state);
+        running = r >= 0 && strcmp(state, "running") == 0;
+        if (running)
+                r = bus_cancel_job(bus, id, &error);
+        if (r < 0)
+                ret = job_failed(id, "cancel", &error, r);
+        else if (!running && !arg_quiet)
+                log_info("job %" PRIu64 " has already finished (%s): nothing to cancel", id, state);
+
+        o = json_object_new_object();
+        if (!o ||
+            json_object_object_add(o, "id", json_object_new_uint64(id)) < 0 ||
+            json_object_object_add(o, "cancelled", json_object_new_boolean(r >= 0 && running)) < 0 ||
+            (state && json_object_object_add(o, "state", json_object_new_string(state)) < 0) ||
+            (r < 0 && json_object_object_add(o, "error", json_object_new_string(bus_error_text(&error, r))) < 0) ||
+            json_object_array_add(array, o) < 0) {
+                json_object_put(o);
+                return log_oom();
+        }
+        return ret;
 }
 
 int verb_cancel(int argc, char **argv) {
@@ -249,22 +286,11 @@ int verb_cancel(int argc, char **argv) {
                 return log_oom();
 
         for (int i = 0; i < argc; i++) {
-                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-                json_object *o;
-
-                r = bus_cancel_job(bus, ids[i], &error);
-                if (r < 0)
-                        ret = job_failed(ids[i], "cancel", &error, r);
-
-                o = json_object_new_object();
-                if (!o ||
-                    json_object_object_add(o, "id", json_object_new_uint64(ids[i])) < 0 ||
-                    json_object_object_add(o, "cancelled", json_object_new_boolean(r >= 0)) < 0 ||
-                    (r < 0 && json_object_object_add(o, "error", json_object_new_string(bus_error_text(&error, r))) < 0) ||
-                    json_object_array_add(array, o) < 0) {
-                        json_object_put(o);
-                        return log_oom();
-                }
+                r = cancel_one(bus, ids[i], array);
+                if (r == -ENOMEM)
+                        return r;
+                if (r != EXIT_ALL_OK)
+                        ret = r;
         }
 
         if (arg_json != JSON_OFF) {
@@ -377,7 +403,7 @@ int verb_results(int argc, char **argv) {
         if (c.n > 0) {
                 r = table_print(table, stdout, arg_legend);
                 if (r < 0)
-                        return log_error_errno(r, "cannot write the output: %m");
+                        return r == -ENOMEM ? log_oom() : output_failed(r, NULL);
         }
         if (arg_legend) {
                 if (c.n > 0)

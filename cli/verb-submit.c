@@ -3,6 +3,7 @@
  * its results as they complete, until it finishes or Ctrl-C. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +28,8 @@ typedef struct Wait {
         Reporter reporter;
         bool cancel_on_interrupt;       /* submit: Ctrl-C cancels; watch: Ctrl-C detaches */
         unsigned n_interrupts;
+        bool cancelling;                /* Cancel was requested */
+        bool output_lost;               /* stdout failed: reported, and handled like SIGTERM on EPIPE */
         bool accepted;                  /* SubmitJob answered with a job */
         sd_bus_error submit_error;
         int refused;                    /* exit status when a later chunk of tasks was refused */
@@ -66,19 +69,20 @@ static void notice(Wait *w, const char *fmt, ...) {
         fflush(stderr);
 }
 
-static int on_interrupt(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        Wait *w = userdata;
+/* SIGINT, SIGTERM, or a closed stdout (quiet: whoever closed it wants no more output). */
+static int interrupt(Wait *w, bool quiet) {
         int r;
 
         w->n_interrupts++;
 
         if (!w->cancel_on_interrupt) {
-                notice(w, "Detached from job %" PRIu64 ", which keeps running.", w->watch->id);
+                if (!quiet)
+                        notice(w, "Detached from job %" PRIu64 ", which keeps running.", w->watch->id);
                 return sd_event_exit(w->event, 0);
         }
 
         if (w->n_interrupts > 1) {
-                if (w->accepted)
+                if (w->accepted && !quiet)
                         notice(w, "Not waiting for job %" PRIu64 " any longer.", w->watch->id);
                 return sd_event_exit(w->event, 0);
         }
@@ -87,11 +91,33 @@ static int on_interrupt(sd_event_source *s, const struct signalfd_siginfo *si, v
         if (!w->accepted)
                 return 0;
 
-        notice(w, "Cancelling job %" PRIu64 "… (press Ctrl-C again to stop waiting)", w->watch->id);
+        if (!quiet)
+                notice(w, "Cancelling job %" PRIu64 "… (press Ctrl-C again to stop waiting)", w->watch->id);
+        w->cancelling = true;
         r = job_watch_cancel(w->watch);
         if (r < 0)
                 log_error_errno(r, "cannot cancel job %" PRIu64 ": %m", w->watch->id);
         return 0;
+}
+
+static int on_interrupt(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        return interrupt(userdata, /* quiet= */ false);
+}
+
+/* The JobWatch callback: the reporter shows the result; if that fails on stdout, it is said once,
+ * and a reader that went away (EPIPE, as in "asyncctl submit -v … | head -1") counts as SIGTERM:
+ * submit cancels the job rather than leave it running unseen, watch detaches. */
+static void on_result(JobWatch *jw, const JobResult *res, void *userdata) {
+        Wait *w = userdata;
+
+        reporter_on_result(jw, res, &w->reporter);
+        if (w->reporter.output_error >= 0 || w->output_lost)
+                return;
+
+        w->output_lost = true;
+        (void) output_failed(w->reporter.output_error, NULL);
+        if (w->reporter.output_error == -EPIPE)
+                (void) interrupt(w, /* quiet= */ true);
 }
 
 static int wait_setup(Wait *w, bool cancel_on_interrupt, const TaskList *tasks) {
@@ -128,7 +154,7 @@ static int wait_setup(Wait *w, bool cancel_on_interrupt, const TaskList *tasks) 
         if (r < 0)
                 return log_oom();
 
-        r = job_watch_new(w->bus, w->event, reporter_on_result, &w->reporter, &w->watch);
+        r = job_watch_new(w->bus, w->event, on_result, w, &w->watch);
         if (r < 0)
                 return log_oom();
         w->reporter.watch = w->watch;
@@ -160,14 +186,20 @@ static int wait_finish(Wait *w, int loop_result, uint64_t elapsed_usec) {
         }
 
         r = reporter_finish(&w->reporter, w->watch, elapsed_usec);
+        if (r == -ENOMEM)
+                return r;
         if (r < 0)
-                return log_error_errno(r, "cannot write the results: %m");
+                (void) output_failed(r, NULL);
 
         if (interrupted)
                 return EXIT_INTERRUPTED;
+        if (r < 0)
+                return r;
         return job_exit_status(w->watch->final_state, &w->watch->counts);
 }
 
+/* Reads the tasks, command-line URLs first, and checks what the D-Bus call itself would reject
+ * (invalid UTF-8), so that the message can say where the bad task came from. */
 static int read_tasks(int argc, char **argv, TaskList *tasks) {
         _cleanup_(fclosep) FILE *f = NULL;
         unsigned line = 0;
@@ -175,34 +207,60 @@ static int read_tasks(int argc, char **argv, TaskList *tasks) {
 
         for (int i = 0; i < argc; i++) {
                 r = task_list_add(tasks, argv[i], NULL);
+                if (r == -EINVAL)
+                        return log_error_errno(r, "URL argument %d is empty", i + 1);
                 if (r < 0)
-                        return log_error_errno(r, "cannot add URL \"%s\": %m", argv[i]);
+                        return log_oom();
         }
 
         if (arg_input) {
                 bool use_stdin = strcmp(arg_input, "-") == 0;
 
+                tasks->input_name = use_stdin ? "<stdin>" : arg_input;
                 if (!use_stdin) {
                         f = fopen(arg_input, "re");
                         if (!f)
                                 return log_error_errno(errno, "cannot open %s: %m", arg_input);
                 }
                 r = task_list_read(tasks, use_stdin ? stdin : f, &line);
+                if (r == -EBADMSG)
+                        return log_error_errno(r, "%s:%u: line contains a NUL byte", tasks->input_name, line);
+                if (r == -ENOMEM)
+                        return log_oom();
                 if (r < 0)
-                        return log_error_errno(r, "cannot read URLs from %s, line %u: %m",
-                                               use_stdin ? "standard input" : arg_input, line);
+                        return log_error_errno(r, "cannot read %s: %m", tasks->input_name);
         }
 
         if (tasks->n == 0)
                 return log_error_errno(EINVAL, "no URLs to download (give them as arguments or with -i FILE)");
+
+        for (size_t i = 0; i < tasks->n; i++) {
+                const char *reason = task_invalid_reason(tasks->tasks + i);
+                char origin[PATH_MAX + 16];
+
+                if (reason) {
+                        task_list_origin(tasks, i, origin, sizeof(origin));
+                        return log_error_errno(EINVAL, "%s: %s", origin, reason);
+                }
+        }
         return 0;
 }
 
-static int submit_failed(const sd_bus_error *e, int r) {
+static int submit_failed(const sd_bus_error *e, int r, const TaskList *tasks) {
+        _cleanup_free_ char *text = NULL;
+
         if (bus_error_is_unreachable(e))
                 return log_error_errno(r, "cannot submit the job: %s", bus_error_text(e, r));
 
-        log_error_errno(r, "the daemon refused the job: %s", bus_error_text(e, r));
+        /* The daemon names a bad task by its index in the job, which the user never saw: say
+         * which argument or input line it is. */
+        if (sd_bus_error_has_name(e, SD_BUS_ERROR_INVALID_ARGS) && e->message) {
+                text = task_list_map_message(tasks, e->message);
+                if (!text)
+                        return log_oom();
+        }
+
+        log_error_errno(r, "the daemon refused the job: %s", text ?: bus_error_text(e, r));
         return EXIT_REFUSED;
 }
 
@@ -217,19 +275,20 @@ static int add_remaining_tasks(sd_bus *bus, uint64_t id, const char *path, const
                 return 0;
         (void) sd_bus_call_method(bus, ASYNCD_BUS_NAME, path, ASYNCD_JOB_INTERFACE, "Cancel", NULL, NULL, NULL);
         log_error("job %" PRIu64 " cancelled: its remaining tasks could not be added.", id);
-        return submit_failed(&error, r);
+        return submit_failed(&error, r, tasks);
 }
 
 static int submit_no_wait(sd_bus *bus, sd_bus_message *m, const TaskList *tasks) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *path;
+        char note[128];
         uint64_t id;
         int r;
 
         r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0)
-                return submit_failed(&error, r);
+                return submit_failed(&error, r, tasks);
 
         r = sd_bus_message_read(reply, "to", &id, &path);
         if (r < 0)
@@ -250,11 +309,16 @@ static int submit_no_wait(sd_bus *bus, sd_bus_message *m, const TaskList *tasks)
                 }
                 r = json_print(o, arg_json, stdout);
                 json_object_put(o);
-                return r;
-        }
+                if (r == -ENOMEM)
+                        return log_oom();
+        } else
+                printf("%" PRIu64 "\n", id);
 
-        printf("%" PRIu64 "\n", id);
-        return EXIT_ALL_OK;
+        /* The id is all the caller gets: if it is lost, the job runs unseen, so say which. */
+        (void) snprintf(note, sizeof(note), "job %" PRIu64 " was submitted and keeps running "
+                        "(cancel it with \"asyncctl cancel %" PRIu64 "\")", id, id);
+        r = check_output(note);
+        return r < 0 ? r : EXIT_ALL_OK;
 }
 
 static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -292,8 +356,9 @@ static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 return sd_event_exit(w->event, r);
         }
 
-        if (w->n_interrupts > 0 && !w->watch->finished) {
+        if (w->n_interrupts > 0 && !w->cancelling && !w->watch->finished) {
                 notice(w, "Cancelling job %" PRIu64 "…", id);
+                w->cancelling = true;
                 r = job_watch_cancel(w->watch);
                 if (r < 0)
                         log_error_errno(r, "cannot cancel job %" PRIu64 ": %m", id);
@@ -344,7 +409,7 @@ int verb_submit(int argc, char **argv) {
         r = sd_event_loop(w.event);
 
         if (sd_bus_error_is_set(&w.submit_error))
-                return submit_failed(&w.submit_error, -sd_bus_error_get_errno(&w.submit_error));
+                return submit_failed(&w.submit_error, -sd_bus_error_get_errno(&w.submit_error), &tasks);
         if (w.refused != 0)
                 return w.refused;
         if (!w.accepted)

@@ -133,7 +133,7 @@ def test_daemon_vanishes(fake):
 
 def test_refused():
     p = submit("refuse")
-    check(p.returncode == 2 and p.stderr == "asyncctl: the daemon refused the job: task 0: scripted refusal\n",
+    check(p.returncode == 2 and p.stderr == "asyncctl: the daemon refused the job: URL argument 1: scripted refusal\n",
           f"refused: {p.returncode} {p.stderr!r}")
 
 

@@ -35,6 +35,7 @@ SLOW = os.environ["ASYNCD_TEST_FAULT_SLOW_URL"]
 BUS = os.environ["DBUS_SESSION_BUS_ADDRESS"]
 COMPLETION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "cli",
                           "asyncctl.bash-completion")
+MAN_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "man", "asyncctl.1")
 
 CODES = open(os.path.join(FIXTURES, "flags", "country_codes.txt")).read().lower().split()
 MISSING = ["aa", "qq", "xx", "zz"]          # no such flag: 404 from nginx
@@ -289,15 +290,16 @@ def test_exit_codes():
 
     refused = run("submit", "-o", d, flag_url("br"), "file:///etc/passwd")
     expect(refused, 2, "file:// URL")
-    one_error_line(refused, "refused", 'task 1: unsupported URL scheme "file"')
+    # The daemon's "task 1" is named as the user gave it.
+    one_error_line(refused, "refused", 'URL argument 2: unsupported URL scheme "file"')
 
     dup = run("submit", "-o", d, flag_url("br"), flag_url("br"))
     expect(dup, 2, "two tasks with one file name")
     one_error_line(dup, "refused")
 
     too_many = run("submit", "-o", d, "-m", "5000", flag_url("br"))
-    expect(too_many, 2, "concurrency over the daemon's limit")
-    one_error_line(too_many, "refused")
+    expect(too_many, 1, "concurrency over the documented limit is a usage error")
+    one_error_line(too_many, "from 1 to 1000")
 
     nf = run("submit", "-o", d, "--overwrite", flag_url("br"), flag_url("xx"))
     expect(nf, 3, "not found")
@@ -575,7 +577,8 @@ def test_large_job_in_chunks():
     urls = [flag_url(c) for c in CODES[:100]] + [flag_url("ad", prefix="/again")]
     p = run("submit", "-o", d, *urls, env=env)
     expect(p, 2, "duplicate file name in the third chunk")
-    check("task 100" in p.stderr and "already used by task 0" in p.stderr, f"names the task: {p.stderr!r}")
+    check("URL argument 101: " in p.stderr and "already used by URL argument 1\n" in p.stderr,
+          f"names the arguments: {p.stderr!r}")
     job = json.loads(run("--json=short", "status", env=env).stdout)[-1]
     wait_for(lambda: json.loads(run("--json=short", "status", str(job["id"]), env=env).stdout)[0]["state"]
              == "cancelled", what="the half-submitted job is cancelled")
@@ -611,6 +614,235 @@ t asyncctl --user cancel ''
     check(str(job_id) in lines[2].split(), f"job ids: {lines[2]!r}")
 
 
+def write_list(lines, name="list.txt"):
+    """An input file for -i in a fresh directory; lines are str or bytes (no newline)."""
+    path = os.path.join(tmpdir(), name)
+    with open(path, "wb") as f:
+        for line in lines:
+            f.write((line.encode() if isinstance(line, str) else line) + b"\n")
+    return path
+
+
+def test_refusal_names_input_line():
+    """The daemon's "task N: ..." is mapped back to FILE:LINE or "URL argument N", for SubmitJob
+    and for the AddTasks of a chunked job (job-wide index); comments and blank lines count as
+    lines, not as tasks."""
+    d = tmpdir()
+    listing = write_list(["# flags", "", flag_url("br"), "   ", "# more", "http://[bad/x.gif", flag_url("fr")])
+    p = run("submit", "-o", d, "-i", listing, flag_url("de"))
+    expect(p, 2, "a bad URL on line 6")
+    one_error_line(p, f"the daemon refused the job: {listing}:6: invalid URL \"http://[bad/x.gif\"")
+    check("task " not in p.stderr, f"no daemon task index: {p.stderr!r}")
+
+    p = run("submit", "-o", d, "-i", "-", flag_url("de"), "http://[bad/y.gif",
+            input=f"{flag_url('br')}\n")
+    expect(p, 2, "a bad URL argument")
+    one_error_line(p, 'URL argument 2: invalid URL "http://[bad/y.gif"')
+
+    # Chunks of 3: the bad line is task 7 of the job, in the third chunk (AddTasks).
+    env = dict(os.environ, ASYNCCTL_SUBMIT_CHUNK="3")
+    lines = ["# chunked"] + [flag_url(c) for c in CODES[:5]] + ["", "http://[bad/z.gif", flag_url("zw")]
+    listing = write_list(lines, "chunked.txt")
+    p = run("submit", "-o", tmpdir(), "-i", listing, flag_url("de"), flag_url("fr"), env=env)
+    expect(p, 2, "a bad URL in a later chunk")
+    check(f"the daemon refused the job: {listing}:8: invalid URL \"http://[bad/z.gif\"" in p.stderr,
+          f"AddTasks refusal names the line: {p.stderr!r}")
+
+    # A duplicate file name names both places (task 2, in the second chunk of 2).
+    listing = write_list([flag_url("br"), "# x", flag_url("fr"), f"{flag_url('de')} br.gif"], "dup.txt")
+    p = run("submit", "-o", tmpdir(), "-i", listing, env=dict(os.environ, ASYNCCTL_SUBMIT_CHUNK="2"))
+    expect(p, 2, "a duplicate file name across chunks")
+    check(f'{listing}:4: file name "br.gif" is already used by {listing}:1\n' in p.stderr,
+          f"both lines named: {p.stderr!r}")
+
+
+def test_bad_input_is_named():
+    """-i with a directory, a NUL byte, invalid UTF-8 in a URL, a file name or --name: a usage
+    error (exit 1) that says what is wrong and where, before anything is submitted."""
+    p = run("submit", "-i", "/tmp")
+    expect(p, 1, "-i /tmp")
+    one_error_line(p, "/tmp: Is a directory")
+    check("line 0" not in p.stderr, f"no line 0: {p.stderr!r}")
+
+    listing = write_list([flag_url("br"), "# ok", b"http://h/a\0b.gif"])
+    p = run("submit", "-i", listing)
+    expect(p, 1, "a NUL byte")
+    one_error_line(p, f"{listing}:3: line contains a NUL byte")
+
+    listing = write_list(["# bad", flag_url("br"), flag_url("fr").encode() + b" caf\xe9.gif"])
+    p = run("submit", "-o", tmpdir(), "-i", listing)
+    expect(p, 1, "a file name in Latin-1")
+    one_error_line(p, f"{listing}:3: file name is not valid UTF-8")
+
+    listing = write_list([flag_url("br"), b"http://h/\xff.gif"])
+    p = run("submit", "-o", tmpdir(), "-i", listing)
+    expect(p, 1, "a URL in Latin-1")
+    one_error_line(p, f"{listing}:2: URL is not valid UTF-8")
+
+    listing = write_list([f"{flag_url('br')} a/b.gif"])
+    p = run("submit", "-o", tmpdir(), "-i", listing)
+    expect(p, 1, "a file name with a slash")
+    one_error_line(p, f'{listing}:1: file name contains "/"')
+
+    # str arguments with surrogate escapes reach asyncctl as the raw bytes \xff.
+    p = run("submit", "-o", tmpdir(), flag_url("br"), "http://h/\udcff.gif")
+    expect(p, 1, "a URL argument in Latin-1")
+    one_error_line(p, "URL argument 2: URL is not valid UTF-8")
+
+    p = run("submit", "-o", tmpdir(), "--name", "bad\udcff", flag_url("br"))
+    expect(p, 1, "--name in Latin-1")
+    one_error_line(p, "--name: not valid UTF-8")
+
+
+def test_option_errors():
+    """A value for an option that takes none, a missing value, a submit option for another
+    command: the option named as written, no control characters."""
+    for args, msg in [(["--overwrite=yes", "status"], "option '--overwrite' takes no value"),
+                      (["--help=x"], "option '--help' takes no value"),
+                      (["--user", "-xq", "status"], "unknown option '-x'"),
+                      (["status", "--output-dir"], "option '--output-dir' needs a value"),
+                      (["status", "-o"], "option '-o' needs a value"),
+                      (["status", "-o", "/nonexistent"], "option -o/--output-dir is only for submit, not for status"),
+                      (["cancel", "--no-wait", "1"], "option --no-wait is only for submit, not for cancel"),
+                      (["results", "-v", "1"], "only for submit and watch, not for results")]:
+        p = run(*args)
+        expect(p, 1, " ".join(args))
+        one_error_line(p, msg)
+        check(all(c >= " " for c in p.stderr.rstrip("\n")), f"no control characters: {p.stderr!r}")
+
+
+def test_concurrency_and_id_ranges():
+    """-m out of 1..1000 and job ids that overflow are usage errors that say the range."""
+    for m in ("1001", "0", "99999999999999999999"):
+        p = run("submit", "-m", m, flag_url("br"))
+        expect(p, 1, f"-m {m}")
+        one_error_line(p, "-m/--concurrency: expected a number from 1 to 1000")
+    p = run("submit", "-q", "-m", "1000", "-o", tmpdir(), flag_url("br"))
+    expect(p, 0, "-m 1000")
+    for verb in ("status", "cancel", "watch", "results"):
+        p = run(verb, "99999999999999999999")
+        expect(p, 1, f"{verb} with an overflowing id")
+        one_error_line(p, "expected a number from 1 to 18446744073709551615")
+
+
+def test_closed_stdout_cancels():
+    """submit -v whose reader goes away (as with "| head -1"): like SIGTERM, the job is
+    cancelled and asyncctl exits 130, with nothing on stderr; it is not killed by SIGPIPE."""
+    d = tmpdir()
+    urls = [flag_url(c) for c in CODES[:2]] + [flag_url(c, SLOW, "/delay/1000") for c in CODES[2:8]]
+    proc = subprocess.Popen([ASYNCCTL, "--user", "submit", "-v", "-m", "1", "--name", "epipe", "-o", d, *urls],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=30)
+    TRANSCRIPT.append(("submit -v | head -1", proc.returncode, first.decode(), err.decode()))
+    check(first in (f"{CODES[0]}.gif ok\n".encode(), f"{CODES[1]}.gif ok\n".encode()),
+          f"the first line is a fast flag: {first!r}")
+    check(proc.returncode == 130, f"exit {proc.returncode}, expected 130 (-13 is death by SIGPIPE)")
+    check(err == b"", f"quiet: {err!r}")
+    (job,) = [j for j in json.loads(run("status", "--json=short").stdout) if j["name"] == "epipe"]
+    wait_for(lambda: job_json(job["id"])["state"] == "cancelled", what="the job to be cancelled")
+
+
+def run_to_full(*args):
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([ASYNCCTL, "--user", *args], stdout=full, stderr=subprocess.PIPE, text=True)
+    TRANSCRIPT.append(([ASYNCCTL, "--user", *args, ">/dev/full"], p.returncode, "", p.stderr))
+    return p
+
+
+def test_write_errors_fail():
+    """stdout on a full disk: every command says so and exits 1; submit --no-wait names the job
+    it created, so that it can be cancelled."""
+    d = tmpdir()
+    job_id = job_id_of(run("submit", "--no-wait", "-o", d, flag_url("br")))
+    wait_for(lambda: job_json(job_id)["state"] == "done", what="job done")
+    for args in (["--help"], ["--version"], ["status"], ["status", str(job_id)], ["results", str(job_id)],
+                 ["--json=short", "cancel", str(job_id)], ["submit", "-o", tmpdir(), flag_url("fr")],
+                 ["watch", str(job_id)]):
+        p = run_to_full(*args)
+        expect(p, 1, " ".join(args) + " >/dev/full")
+        check(p.stderr.endswith("asyncctl: cannot write output: No space left on device\n"),
+              f"{args}: says why: {p.stderr!r}")
+
+    p = run_to_full("submit", "--no-wait", "--name", "lost-id", "-o", tmpdir(), flag_url("de"))
+    expect(p, 1, "submit --no-wait >/dev/full")
+    one_error_line(p, "cannot write output: No space left on device")
+    m = re.search(r"job (\d+) was submitted", p.stderr)
+    check(m, f"names the job: {p.stderr!r}")
+    check(job_json(int(m.group(1)))["name"] == "lost-id", "the job named is the one submitted")
+
+
+def test_cancel_finished_job():
+    """cancel of a finished job says there was nothing to cancel and does not claim it in JSON;
+    of a running one it cancels."""
+    d = tmpdir()
+    job_id = job_id_of(run("submit", "--no-wait", "-o", d, flag_url("br")))
+    wait_for(lambda: job_json(job_id)["state"] == "done", what="job done")
+    p = run("cancel", str(job_id))
+    expect(p, 0, "cancel of a finished job")
+    check(p.stdout == "", "nothing on stdout")
+    check(p.stderr == f"asyncctl: job {job_id} has already finished (done): nothing to cancel\n",
+          f"says so: {p.stderr!r}")
+    p = run("--json=short", "cancel", str(job_id))
+    expect(p, 0, "cancel --json of a finished job")
+    check(json.loads(p.stdout) == [{"id": job_id, "cancelled": False, "state": "done"}], f"json: {p.stdout!r}")
+    check(job_json(job_id)["state"] == "done", "still done")
+    check(run("-q", "cancel", str(job_id)).stderr == "", "-q: quiet")
+
+    running = job_id_of(run("submit", "--no-wait", "-o", tmpdir(), flag_url("fr", SLOW, "/delay/3000")))
+    p = run("--json=short", "cancel", str(running))
+    expect(p, 0, "cancel --json of a running job")
+    check(json.loads(p.stdout) == [{"id": running, "cancelled": True, "state": "running"}], f"json: {p.stdout!r}")
+    wait_for(lambda: job_json(running)["state"] == "cancelled", what="the job to be cancelled")
+
+
+def man_text():
+    """The man page with the roff escapes that matter here undone."""
+    return open(MAN_PAGE).read().replace("\\-", "-").replace("\\(em", "—")
+
+
+def man_paragraph(man, start):
+    """The .TP paragraph (or .SH section) of man that begins with the line start."""
+    at = man.index(start)
+    end = min(i for i in (man.find(".TP", at), man.find(".SH", at), len(man)) if i > at)
+    return man[at:end]
+
+
+def test_help_and_man_agree():
+    """Every option in --help is in the man page; --json=off, the no-limit 0 of --timeout and
+    --max-bytes, what --no-legend leaves out, and what the progress bar shows are documented."""
+    p = run("--help")
+    expect(p, 0, "--help")
+    man = man_text()
+    opts = set()
+    for line in p.stdout.splitlines():
+        m = re.match(r"\s+((?:-\w|--[\w-]+)(?:[ /](?:-\w|--[\w-]+))*)", line)
+        if m:
+            opts.update(re.findall(r"--?[\w-]+", m.group(1)))
+    check({"-j", "-v", "--verbose", "-o", "--output-dir", "-i", "--input", "--no-legend"} <= opts,
+          f"options parsed from --help: {sorted(opts)}")
+    for o in sorted(opts):
+        check(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", man), f"{o} is in the man page")
+
+    check("off" in man_paragraph(man, ".BR --json=short"), "man: --json=off")
+    check(re.search(r"--json=MODE .*\boff\b", p.stdout), "--help: --json=off")
+    for opt in (".BI --timeout", ".BI --max-bytes"):
+        check(re.search(r"\b0\b.*no limit", man_paragraph(man, opt), re.S), f"man: {opt} 0 means no limit")
+
+    legend_help = [line for line in p.stdout.splitlines() if "--no-legend" in line][0]
+    legend_man = man_paragraph(man, ".B --no-legend")
+    for text in (legend_help, legend_man):
+        check("status" in text and "results" in text and "footer" not in text, f"--no-legend: {text!r}")
+    check("summary" in legend_man and "still" in legend_man, "man: the submit summary stays")
+
+    bar = man_paragraph(man, ".BR submit")
+    check("download rate" not in bar and "tasks per second" in bar and "bytes" in bar,
+          "man: the bar shows tasks per second and bytes received")
+    check("trailing" in man_paragraph(man, '.BR -i " '), "man: a trailing # is not a comment")
+
+
 CASES = [
     test_submit_concurrencies,
     test_concurrency_reaches_daemon,
@@ -629,6 +861,14 @@ CASES = [
     test_terminal_shows_progress_bar,
     test_large_job_in_chunks,
     test_completion,
+    test_refusal_names_input_line,
+    test_bad_input_is_named,
+    test_option_errors,
+    test_concurrency_and_id_ranges,
+    test_closed_stdout_cancels,
+    test_write_errors_fail,
+    test_cancel_finished_job,
+    test_help_and_man_agree,
 ]
 
 
