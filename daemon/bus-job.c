@@ -358,10 +358,8 @@ static int method_add_tasks(sd_bus_message *message, void *userdata, sd_bus_erro
                 goto fail;
         }
         /* Errors name tasks by their index in the job: the chunk starts at the current total. */
-        r = task_specs_prepare(tasks, n, &bad, &reason);
-        if (r == -EINVAL)
-                bad += j->n_tasks;
-        else if (r >= 0)
+        r = task_specs_prepare(tasks, n, j->n_tasks, &bad, &reason);
+        if (r >= 0)
                 r = job_add_tasks(j, tasks, n, flags & ADD_TASKS_MORE, &bad, &reason);
         if (r == -EINVAL) {
                 r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "task %zu: %s", bad, reason);

@@ -151,7 +151,7 @@ static int method_submit_job(sd_bus_message *message, void *userdata, sd_bus_err
                 r = sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "tasks: at least one task is required");
                 goto fail;
         }
-        r = task_specs_prepare(tasks, n_tasks, &bad, &reason);
+        r = task_specs_prepare(tasks, n_tasks, 0, &bad, &reason);
         if (r == -EINVAL) {
                 r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "task %zu: %s", bad, reason);
                 goto fail;

@@ -94,8 +94,9 @@ struct Job {
 };
 
 /* Validates the tasks and derives empty file names from the URLs. On failure returns -EINVAL
- * with the offending task's index and a reason (allocated). */
-int task_specs_prepare(TaskSpec *tasks, size_t n, size_t *ret_index, char **ret_reason);
+ * with the offending task's index and a reason (allocated). Indices, returned and in reasons,
+ * count from first_index: where the tasks start in their job (AddTasks). */
+int task_specs_prepare(TaskSpec *tasks, size_t n, size_t first_index, size_t *ret_index, char **ret_reason);
 void task_specs_free(TaskSpec *tasks, size_t n);
 
 /* Takes ownership of tasks (prepared) and dirfd on success; starts downloading right away.

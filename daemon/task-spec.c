@@ -41,7 +41,7 @@ static int compare_by_filename(const void *a, const void *b) {
         return c != 0 ? c : (i > k) - (i < k);
 }
 
-int task_specs_prepare(TaskSpec *tasks, size_t n, size_t *ret_index, char **ret_reason) {
+int task_specs_prepare(TaskSpec *tasks, size_t n, size_t first_index, size_t *ret_index, char **ret_reason) {
         _cleanup_free_ uint32_t *order = NULL;
 
         *ret_reason = NULL;
@@ -50,18 +50,18 @@ int task_specs_prepare(TaskSpec *tasks, size_t n, size_t *ret_index, char **ret_
                 const char *reason;
 
                 if (url_check_http(tasks[i].url, &url_reason) < 0)
-                        return url_reason ? fail(i, ret_index, ret_reason, "%s", url_reason) : -ENOMEM;
+                        return url_reason ? fail(first_index + i, ret_index, ret_reason, "%s", url_reason) : -ENOMEM;
 
                 if (!tasks[i].filename || !tasks[i].filename[0]) {
                         char *derived = NULL;
 
                         if (filename_from_url(tasks[i].url, &derived, &reason) < 0)
-                                return fail(i, ret_index, ret_reason, "cannot derive a file name from \"%.*s%s\": %s",
+                                return fail(first_index + i, ret_index, ret_reason, "cannot derive a file name from \"%.*s%s\": %s",
                                             URL_QUOTE_LENGTH(tasks[i].url), reason);
                         free(tasks[i].filename);
                         tasks[i].filename = derived;
                 } else if ((reason = filename_invalid_reason(tasks[i].filename)))
-                        return fail(i, ret_index, ret_reason, "invalid file name \"%s\": %s", tasks[i].filename, reason);
+                        return fail(first_index + i, ret_index, ret_reason, "invalid file name \"%s\": %s", tasks[i].filename, reason);
         }
 
         /* Two tasks writing one file would race; find duplicates by sorting indices by name. */
@@ -75,7 +75,8 @@ int task_specs_prepare(TaskSpec *tasks, size_t n, size_t *ret_index, char **ret_
         sort_base = NULL;
         for (size_t i = 1; i < n; i++)
                 if (strcmp(tasks[order[i - 1]].filename, tasks[order[i]].filename) == 0)
-                        return fail(order[i], ret_index, ret_reason, "file name \"%s\" is already used by task %u",
-                                    tasks[order[i]].filename, order[i - 1]);
+                        return fail(first_index + order[i], ret_index, ret_reason,
+                                    "file name \"%s\" is already used by task %zu", tasks[order[i]].filename,
+                                    first_index + order[i - 1]);
         return 0;
 }

@@ -108,7 +108,7 @@ Job *test_job_start(TestRun *t, TaskSpec *tasks, size_t n, const JobOptions *o) 
         Job *j = NULL;
         int fd;
 
-        assert_int_equal(task_specs_prepare(tasks, n, &bad, &reason), 0);
+        assert_int_equal(task_specs_prepare(tasks, n, 0, &bad, &reason), 0);
         fd = fcntl(t->dirfd, F_DUPFD_CLOEXEC, 3);
         assert_true(fd >= 0);
         assert_int_equal(job_new(&j, t->engine, tasks, n, fd, o, &callbacks, t), 0);

@@ -18,11 +18,12 @@ static TaskSpec *make(const char *const *pairs, size_t n) {
         return t;
 }
 
-static void check(const char *const *pairs, size_t n, size_t bad_index, const char *reason_part) {
+static void check_from(size_t first_index, const char *const *pairs, size_t n, size_t bad_index,
+                       const char *reason_part) {
         TaskSpec *t = make(pairs, n);
         char *reason = NULL;
         size_t bad = SIZE_MAX;
-        int r = task_specs_prepare(t, n, &bad, &reason);
+        int r = task_specs_prepare(t, n, first_index, &bad, &reason);
 
         if (!reason_part)
                 assert_int_equal(r, 0);
@@ -35,6 +36,10 @@ static void check(const char *const *pairs, size_t n, size_t bad_index, const ch
         task_specs_free(t, n);
 }
 
+static void check(const char *const *pairs, size_t n, size_t bad_index, const char *reason_part) {
+        check_from(0, pairs, n, bad_index, reason_part);
+}
+
 static void test_valid_and_derived(void **state) {
         static const char *const ok[] = {
                 "http://h/flags/br/br.gif", "",
@@ -45,7 +50,7 @@ static void test_valid_and_derived(void **state) {
         char *reason = NULL;
         size_t bad;
 
-        assert_int_equal(task_specs_prepare(t, 3, &bad, &reason), 0);
+        assert_int_equal(task_specs_prepare(t, 3, 0, &bad, &reason), 0);
         assert_string_equal(t[0].filename, "br.gif");
         assert_string_equal(t[1].filename, "germany.gif");
         assert_string_equal(t[2].filename, "a b");
@@ -68,6 +73,9 @@ static void test_bad_tasks(void **state) {
         check(dup_explicit, 2, 1, "already used by task 0");
         check(no_name, 1, 0, "cannot derive a file name");
         check(bad_url, 3, 2, "invalid URL");
+        /* A chunk added to a job: both tasks a message names count from the chunk's start. */
+        check_from(1000, dup, 3, 1002, "\"a.gif\" is already used by task 1000");
+        check_from(1000, scheme, 2, 1001, "unsupported URL scheme");
 }
 
 int main(void) {

@@ -44,6 +44,9 @@ def run(bus):
     err, msg = dbus_error(lambda: add([urls[120], (f"{nginx}/flags/ad/ad.gif", "")], 1))
     check(err == INVALID and "task 121: file name \"ad.gif\" is already used by task 0" in msg,
           f"duplicate across chunks named with job indexes: {msg}")
+    err, msg = dbus_error(lambda: add([urls[120], (f"{nginx}/x/dup.gif", ""), (f"{nginx}/y/dup.gif", "")], 1))
+    check(err == INVALID and "task 122: file name \"dup.gif\" is already used by task 121" in msg,
+          f"duplicate within a chunk named with job indexes: {msg}")
     err, msg = dbus_error(lambda: add([("file:///etc/passwd", "x")], 1))
     check(err == INVALID and "task 120: unsupported URL scheme" in msg, f"bad URL in a chunk: {msg}")
     err, msg = dbus_error(lambda: add(urls[120:121], 6))
