@@ -240,6 +240,7 @@ BusJob *bus_job_free(BusJob *bj) {
                 job_free(bj->job);
         }
         list_unlink(&bj->link);
+        sd_bus_track_unref(bj->feeders);
         sd_event_source_disable_unref(bj->flush_timer);
         sd_event_source_disable_unref(bj->props_timer);
         sd_event_source_disable_unref(bj->expire_timer);
@@ -247,6 +248,29 @@ BusJob *bus_job_free(BusJob *bj) {
         free(bj->path);
         free(bj);
         return NULL;
+}
+
+static int on_feeders_gone(sd_bus_track *track, void *userdata) {
+        BusJob *bj = userdata;
+
+        bj->feeders = sd_bus_track_unref(bj->feeders);
+        if (bj->job->open) {
+                log_warning("job %" PRIu64 ": its client left the bus before sending the last tasks: cancelling",
+                            bj->id);
+                job_cancel(bj->job);
+        }
+        return 0;
+}
+
+int bus_job_track_feeder(BusJob *bj, sd_bus_message *message) {
+        int r;
+
+        if (!bj->feeders) {
+                r = sd_bus_track_new(bj->manager->bus, &bj->feeders, on_feeders_gone, bj);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_track_add_sender(bj->feeders, message);
 }
 
 int bus_job_check_access(BusJob *bj, sd_bus_message *message, sd_bus_error *error) {
@@ -370,6 +394,14 @@ static int method_add_tasks(sd_bus_message *message, void *userdata, sd_bus_erro
 
         log_debug("job %" PRIu64 ": %zu tasks added, %" PRIu32 " in all%s", bj->id, n, j->n_tasks,
                   j->open ? "" : ", complete");
+        if (!j->open)
+                bj->feeders = sd_bus_track_unref(bj->feeders);
+        else {
+                r = bus_job_track_feeder(bj, message);
+                if (r < 0)
+                        log_warning_errno(r, "job %" PRIu64 ": cannot watch %s on the bus: %m", bj->id,
+                                          sd_bus_message_get_sender(message) ?: "?");
+        }
         arm(bj->props_timer, PROPERTIES_INTERVAL_USEC);
         return sd_bus_reply_method_return(message, NULL);
 

@@ -22,6 +22,9 @@ struct BusJob {
         uint64_t created_usec;          /* CLOCK_REALTIME */
         uint64_t finished_usec;
         Job *job;
+        /* Of an open job: the connections that submitted or added tasks. When all have left, nobody
+         * can send the last AddTasks, so the job could never finish. */
+        sd_bus_track *feeders;
 
         uint32_t n_signalled;           /* results already sent in Completed signals */
         sd_event_source *flush_timer;   /* batches Completed */
@@ -40,6 +43,10 @@ extern const sd_bus_vtable bus_job_vtable[];
  * with open, the job takes more tasks through AddTasks until one without ADD_TASKS_MORE. */
 int bus_job_new(BusJob **ret, Manager *m, TaskSpec *tasks, size_t n_tasks, int dirfd, const JobOptions *options,
                 const char *name, uid_t owner, bool open);
+
+/* Remembers the sender of a call that left the job open; the job is cancelled once every such
+ * sender has left the bus. */
+int bus_job_track_feeder(BusJob *bj, sd_bus_message *message);
 
 /* Reads an a(ss) array of at most limit tasks; beyond, LimitExceeded citing job_limit. */
 int bus_read_tasks(sd_bus_message *message, size_t limit, unsigned job_limit, TaskSpec **ret, size_t *ret_n,

@@ -76,6 +76,17 @@ def run(bus):
     c.call(path3, JOB, "Cancel")
     check(c.pump(lambda: c.job_signals(path3, "Finished"), 10), "cancel finishes an open job")
     check(c.job_signals(path3, "Finished")[0][0] == "cancelled", "state cancelled")
+
+    # An open job whose client leaves the bus before the last chunk could never finish: cancelled.
+    feeder = Client(bus.address)
+    out4 = tempfile.mkdtemp(prefix="asyncd-add-")
+    job4, path4 = feeder.submit(urls[:3], out4, flags=1)
+    feeder.call(path4, JOB, "AddTasks", "a(ss)t", (urls[3:6], 1))
+    check(c.pump(lambda: c.get_property(path4, JOB, "Ok") == 6, 20), "the open job ran its 6 tasks")
+    feeder.close()
+    check(c.pump(lambda: c.job_signals(path4, "Finished"), 10), "its client left: the open job finishes")
+    check(c.job_signals(path4, "Finished") == [("cancelled", 6, 0, 0, 0)], "as cancelled, with its 6 files")
+    check(len(os.listdir(out4)) == 6, "the files it had stay")
     c.close()
 
 
