@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "macro.h"
 #include "manager.h"
 #include "parse-util.h"
 
@@ -45,23 +47,21 @@ static void help(void) {
                "     --disk-backlog=SIZE     Memory finished downloads may hold while their files\n"
                "                             wait for the disk; no new transfer starts while it\n"
                "                             is used up (default 2M)\n"
-               "     --log-level=LEVEL       err, warning, notice, info or debug (default info)\n");
+               "     --log-level=LEVEL       emerg, alert, crit, err, warning, notice, info or debug\n"
+               "                             (default info)\n");
 }
 
 static int parse_unsigned(const char *s, const char *option, unsigned min, unsigned max, unsigned *ret) {
-        char *end;
-        unsigned long v;
+        uint64_t v = 0;
 
-        errno = 0;
-        v = strtoul(s, &end, 10);
-        if (errno != 0 || end == s || *end || s[0] == '-' || v < min || v > max)
+        if (parse_uint64(s, &v) < 0 || v < min || v > max)
                 return log_error_errno(EINVAL, "Invalid value for %s: \"%s\" (expected %u..%u)", option, s, min, max);
         *ret = (unsigned) v;
         return 0;
 }
 
 static int parse_seconds(const char *s, const char *option, uint64_t *ret) {
-        unsigned v;
+        unsigned v = 0;
         int r;
 
         r = parse_unsigned(s, option, 0, 100U * 365 * 24 * 3600, &v);
@@ -234,14 +234,38 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-static void raise_fd_limit(void) {
-        struct rlimit rl;
+/* What one transfer may hold at once: its connection (curl keeps at most --max-transfers of them,
+ * idle ones included), its file, and the threaded resolver's socket pair. */
+#define FDS_PER_TRANSFER 4U
+/* The bus, the loop's own descriptors, the disk pool's, and those arriving with calls. A full table
+ * makes the kernel drop a descriptor passed with SubmitJob, and sd-bus then drops the connection. */
+#define FDS_RESERVED 64U
 
-        /* Every transfer is a socket; a thousand of them need more than the default 1024. */
-        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < rl.rlim_max) {
+/* Every transfer is a socket; a thousand of them need more than the default 1024. What the limit
+ * allows then bounds the transfers, so a busy daemon never runs out of descriptors. */
+static int fit_transfers_to_fd_limit(ManagerConfig *c) {
+        struct rlimit rl;
+        rlim_t reserved = FDS_RESERVED + c->max_jobs_per_owner;        /* a directory per running job */
+        unsigned fit;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return log_error_errno(errno, "Failed to read RLIMIT_NOFILE: %m");
+        if (rl.rlim_cur < rl.rlim_max) {
                 rl.rlim_cur = rl.rlim_max;
-                (void) setrlimit(RLIMIT_NOFILE, &rl);
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        (void) getrlimit(RLIMIT_NOFILE, &rl);
         }
+        fit = rl.rlim_cur > reserved ? (unsigned) MIN((rl.rlim_cur - reserved) / FDS_PER_TRANSFER, (rlim_t) UINT_MAX) : 0;
+        if (fit == 0)
+                return log_error_errno(EMFILE, "RLIMIT_NOFILE is %ju: too low for any transfer (at least %ju needed "
+                                       "with --max-jobs-per-owner=%u).", (uintmax_t) rl.rlim_cur,
+                                       (uintmax_t) (reserved + FDS_PER_TRANSFER), c->max_jobs_per_owner);
+        if (c->engine.max_transfers > fit) {
+                log_warning("RLIMIT_NOFILE is %ju: running at most %u transfers, not %u (each may need %u descriptors).",
+                            (uintmax_t) rl.rlim_cur, fit, c->engine.max_transfers, FDS_PER_TRANSFER);
+                c->engine.max_transfers = fit;
+        }
+        return 0;
 }
 
 static int run(int argc, char *argv[]) {
@@ -258,7 +282,9 @@ static int run(int argc, char *argv[]) {
         if (r <= 0)
                 return r;
 
-        raise_fd_limit();
+        r = fit_transfers_to_fd_limit(&arg_config);
+        if (r < 0)
+                return r;
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
                 return log_error_errno(EIO, "Failed to initialize libcurl.");
 
@@ -266,6 +292,7 @@ static int run(int argc, char *argv[]) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
@@ -285,9 +312,13 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up: %m");
 
+        /* SIGHUP too: there is no configuration to reload, and its default action would kill us
+         * with named temporary files still in the job directories. */
         r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(event, NULL, SIGINT, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGHUP, on_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals: %m");
 
@@ -306,5 +337,6 @@ int main(int argc, char *argv[]) {
         int r = run(argc, argv);
 
         curl_global_cleanup();
-        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        /* r > 0: the exit code the manager chose (losing the bus is a failure). */
+        return r < 0 ? EXIT_FAILURE : r;
 }

@@ -410,6 +410,11 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
         return NULL;
 }
 
+int curl_glue_set_max_connections(CurlGlue *g, unsigned n) {
+        /* libcurl 7.88's default is 4 per easy handle added, so the bound would move with load. */
+        return curl_multi_setopt(g->multi, CURLMOPT_MAXCONNECTS, (long) n) == CURLM_OK ? 0 : -EINVAL;
+}
+
 int curl_glue_add(CurlGlue *g, CURL *easy) {
         if (curl_multi_add_handle(g->multi, easy) != CURLM_OK)
                 return -EIO;

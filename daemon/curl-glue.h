@@ -18,6 +18,8 @@ typedef void (*curl_glue_batch_t)(CurlGlue *g, void *userdata);
 int curl_glue_new(CurlGlue **ret, sd_event *event, curl_glue_done_t on_done, void *userdata);
 CurlGlue *curl_glue_free(CurlGlue *g);
 void curl_glue_set_batch_callback(CurlGlue *g, curl_glue_batch_t on_batch);
+/* The most connections curl keeps, in use and idle: a bound on the sockets the daemon holds. */
+int curl_glue_set_max_connections(CurlGlue *g, unsigned n);
 
 /* Starts a transfer on an easy handle from curl_glue_get_easy(), which watches its sockets. The
  * caller keeps ownership of the easy handle. */

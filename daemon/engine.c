@@ -71,6 +71,9 @@ int engine_new(Engine **ret, sd_event *event, const EngineConfig *config) {
         if (r < 0)
                 return r;
         curl_glue_set_batch_callback(e->glue, on_curl_batch);
+        r = curl_glue_set_max_connections(e->glue, e->max_transfers);
+        if (r < 0)
+                return r;
         r = disk_pool_new(&e->pool, event, config->disk_threads);
         if (r < 0)
                 return r;

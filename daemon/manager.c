@@ -138,7 +138,8 @@ unsigned manager_count_running_jobs_of(Manager *m, uid_t owner) {
 static int on_disconnected(sd_bus_message *message, void *userdata, sd_bus_error *ret_error) {
         Manager *m = userdata;
 
-        m->exit_code = 0;
+        /* A failure: Restart=on-failure brings the service back once the bus is. */
+        m->exit_code = EXIT_FAILURE;
         manager_begin_shutdown(m, "Bus connection lost");
         return 0;
 }

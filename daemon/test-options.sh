@@ -33,6 +33,17 @@ refuse --max-transfers=0 'Invalid value for --max-transfers: "0" (expected 1..10
 refuse --disk-threads=65 'Invalid value for --disk-threads'
 refuse --keep-finished=soon 'Invalid value for --keep-finished'
 refuse --log-level=loud 'Invalid log level "loud"'
+refuse --max-transfers=+5 'Invalid value for --max-transfers: "+5"'
+refuse '--max-transfers= 5' 'Invalid value for --max-transfers: " 5"'
+
+# A descriptor limit that leaves no room for a transfer is refused before any bus is touched.
+out=$(prlimit --nofile=100:100 "$asyncd" --bus-address=unix:path=/nonexistent 2>&1)
+if [ $? -ne 0 ] && printf '%s' "$out" | grep -qF 'RLIMIT_NOFILE is 100: too low for any transfer'; then
+        echo "ok: RLIMIT_NOFILE 100 refused: $out"
+else
+        echo "FAIL: RLIMIT_NOFILE 100: \"$out\""
+        failed=1
+fi
 accept --disk-backlog=64K
 accept --disk-backlog=1.5M --disk-threads=1 --max-transfers=10
 accept --disk-backlog=1GiB
