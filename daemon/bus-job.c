@@ -7,6 +7,7 @@
  * on_finished flushes the rest, so Finished always comes after the last Completed. */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,9 @@ static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         log_debug("job %" PRIu64 ": removed after keeping it %" PRIu64 " s", bj->id,
                   m->config.keep_finished_usec / USEC_PER_SEC);
         bus_job_free(bj);
+        /* glibc keeps freed heap pages; a daemon idle after a million-task job would keep its peak. */
+        if (list_is_empty(&m->jobs))
+                (void) malloc_trim(0);
         manager_jobs_changed(m);
         return 0;
 }
