@@ -222,8 +222,12 @@ static int open_bus(sd_bus **ret) {
         }
         if (r < 0) {
                 sd_bus_unref(bus);
+                if (arg_bus == BUS_ADDRESS)
+                        return log_error_errno(r, "Failed to connect to the bus at \"%s\": %m%s", arg_address,
+                                               strchr(arg_address, ':') ? "" :
+                                               " (an address looks like unix:path=/run/dbus/system_bus_socket)");
                 return log_error_errno(r, "Failed to connect to the %s bus: %m",
-                                       arg_bus == BUS_SYSTEM ? "system" : arg_bus == BUS_USER ? "session" : "given");
+                                       arg_bus == BUS_SYSTEM ? "system" : "session");
         }
         *ret = bus;
         return 0;

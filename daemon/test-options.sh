@@ -35,6 +35,7 @@ refuse --keep-finished=soon 'Invalid value for --keep-finished'
 refuse --log-level=loud 'Invalid log level "loud"'
 refuse --max-transfers=+5 'Invalid value for --max-transfers: "+5"'
 refuse '--max-transfers= 5' 'Invalid value for --max-transfers: " 5"'
+refuse --bus-address=garbage 'Failed to connect to the bus at "garbage"'
 
 # A descriptor limit that leaves no room for a transfer is refused before any bus is touched.
 out=$(prlimit --nofile=100:100 "$asyncd" --bus-address=unix:path=/nonexistent 2>&1)
