@@ -40,6 +40,8 @@ static void help(void) {
                "     --exit-idle-time=SEC    Exit after SEC seconds without jobs (0: never;\n"
                "                             default 30 when bus-activated, else 0)\n"
                "     --keep-finished=SEC     Keep finished jobs queryable this long (default 300)\n"
+               "     --keep-connections=SEC  Close idle connections SEC seconds after the last\n"
+               "                             transfer (0: keep them; default 60)\n"
                "     --max-transfers=N       Transfers on the wire for all jobs together (default 1000)\n"
                "     --max-jobs-per-owner=N  Running jobs per user (default 64)\n"
                "     --max-tasks-per-job=N   Tasks in one job (default 1000000)\n"
@@ -95,6 +97,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_BUS_ADDRESS,
                 ARG_EXIT_IDLE_TIME,
                 ARG_KEEP_FINISHED,
+                ARG_KEEP_CONNECTIONS,
                 ARG_MAX_TRANSFERS,
                 ARG_MAX_JOBS,
                 ARG_MAX_TASKS,
@@ -110,6 +113,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "exit-idle-time", required_argument, NULL, ARG_EXIT_IDLE_TIME },
                 { "keep-finished", required_argument, NULL, ARG_KEEP_FINISHED },
+                { "keep-connections", required_argument, NULL, ARG_KEEP_CONNECTIONS },
                 { "max-transfers", required_argument, NULL, ARG_MAX_TRANSFERS },
                 { "max-jobs-per-owner", required_argument, NULL, ARG_MAX_JOBS },
                 { "max-tasks-per-job", required_argument, NULL, ARG_MAX_TASKS },
@@ -144,6 +148,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_KEEP_FINISHED:
                         r = parse_seconds(optarg, "--keep-finished", &arg_config.keep_finished_usec);
+                        break;
+                case ARG_KEEP_CONNECTIONS:
+                        r = parse_seconds(optarg, "--keep-connections", &arg_config.engine.keep_connections_usec);
                         break;
                 case ARG_MAX_TRANSFERS:
                         r = parse_unsigned(optarg, "--max-transfers", 1, 100000, &arg_config.engine.max_transfers);

@@ -42,6 +42,7 @@ struct CurlGlue {
         void *userdata;
         unsigned running;
         bool kick;                      /* curl asked to be called again at once */
+        long max_connections;           /* CURLMOPT_MAXCONNECTS, 0 = libcurl's default */
 
         CURL **easy_pool;
         size_t n_easy_pool;
@@ -333,6 +334,24 @@ static int on_defer(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+static int new_multi(CurlGlue *g, CURLM **ret) {
+        CURLM *multi = curl_multi_init();
+
+        if (!multi)
+                return -ENOMEM;
+        if (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+            curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, g) != CURLM_OK ||
+            curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+            curl_multi_setopt(multi, CURLMOPT_TIMERDATA, g) != CURLM_OK ||
+            (g->max_connections > 0 &&
+             curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, g->max_connections) != CURLM_OK)) {
+                curl_multi_cleanup(multi);
+                return -EIO;
+        }
+        *ret = multi;
+        return 0;
+}
+
 int curl_glue_new(CurlGlue **ret, sd_event *event, curl_glue_done_t on_done, void *userdata) {
         _cleanup_(curl_glue_freep) CurlGlue *g = NULL;
         int r;
@@ -344,10 +363,6 @@ int curl_glue_new(CurlGlue **ret, sd_event *event, curl_glue_done_t on_done, voi
         g->epoll_fd = -EBADF;
         g->on_done = on_done;
         g->userdata = userdata;
-
-        g->multi = curl_multi_init();
-        if (!g->multi)
-                return -ENOMEM;
 
         g->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         if (g->epoll_fd < 0)
@@ -374,11 +389,9 @@ int curl_glue_new(CurlGlue **ret, sd_event *event, curl_glue_done_t on_done, voi
         (void) sd_event_source_set_enabled(g->defer, SD_EVENT_OFF);
         (void) sd_event_source_set_description(g->defer, "curl-defer");
 
-        if (curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-            curl_multi_setopt(g->multi, CURLMOPT_SOCKETDATA, g) != CURLM_OK ||
-            curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
-            curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g) != CURLM_OK)
-                return -EIO;
+        r = new_multi(g, &g->multi);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(g);
         return 0;
@@ -412,7 +425,28 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
 
 int curl_glue_set_max_connections(CurlGlue *g, unsigned n) {
         /* libcurl 7.88's default is 4 per easy handle added, so the bound would move with load. */
-        return curl_multi_setopt(g->multi, CURLMOPT_MAXCONNECTS, (long) n) == CURLM_OK ? 0 : -EINVAL;
+        if (curl_multi_setopt(g->multi, CURLMOPT_MAXCONNECTS, (long) n) != CURLM_OK)
+                return -EINVAL;
+        g->max_connections = (long) n;
+        return 0;
+}
+
+int curl_glue_close_connections(CurlGlue *g) {
+        CURLM *old = g->multi, *fresh;
+        int r;
+
+        /* libcurl 7.88 cannot be told to close its idle connections (it looks at them only when a
+         * transfer ends or needs one), but a multi handle closes them all when it goes: swap in a
+         * new one. curl_multi_cleanup() closes the sockets through on_close_socket() and may call
+         * on_socket()/on_curl_timer(), which only touch the glue's own state. */
+        if (g->running > 0)
+                return -EBUSY;
+        r = new_multi(g, &fresh);
+        if (r < 0)
+                return r;
+        g->multi = fresh;
+        curl_multi_cleanup(old);
+        return 0;
 }
 
 int curl_glue_add(CurlGlue *g, CURL *easy) {

@@ -20,6 +20,8 @@ CurlGlue *curl_glue_free(CurlGlue *g);
 void curl_glue_set_batch_callback(CurlGlue *g, curl_glue_batch_t on_batch);
 /* The most connections curl keeps, in use and idle: a bound on the sockets the daemon holds. */
 int curl_glue_set_max_connections(CurlGlue *g, unsigned n);
+/* Closes the connections curl keeps for reuse (there must be no transfer on the wire: -EBUSY). */
+int curl_glue_close_connections(CurlGlue *g);
 
 /* Starts a transfer on an easy handle from curl_glue_get_easy(), which watches its sockets. The
  * caller keeps ownership of the easy handle. */

@@ -52,6 +52,30 @@ void engine_wake_scheduler(Engine *e) {
         (void) sd_event_source_set_enabled(e->schedule, SD_EVENT_ONESHOT);
 }
 
+/* Kept connections make the next job to the same servers start at once, but an idle daemon
+ * should not hold hundreds of sockets (half of them, after a while, closed by their servers). */
+static int on_close_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Engine *e = userdata;
+        int r;
+
+        if (e->active > 0)
+                return 0;       /* armed again when the last of those ends */
+        r = curl_glue_close_connections(e->glue);
+        if (r < 0)
+                log_debug_errno(r, "Failed to close idle connections: %m");
+        else
+                log_debug("No transfer for %" PRIu64 " s: idle connections closed.",
+                          e->keep_connections_usec / USEC_PER_SEC);
+        return 0;
+}
+
+void engine_transfer_ended(Engine *e) {
+        if (e->active > 0 || e->keep_connections_usec == 0)
+                return;
+        (void) sd_event_source_set_time_relative(e->close_idle, e->keep_connections_usec);
+        (void) sd_event_source_set_enabled(e->close_idle, SD_EVENT_ONESHOT);
+}
+
 int engine_new(Engine **ret, sd_event *event, const EngineConfig *config) {
         _cleanup_(engine_freep) Engine *e = NULL;
         int r;
@@ -65,6 +89,7 @@ int engine_new(Engine **ret, sd_event *event, const EngineConfig *config) {
         e->event = sd_event_ref(event);
         e->max_transfers = config->max_transfers;
         e->commit_backlog_bytes = config->commit_backlog_bytes;
+        e->keep_connections_usec = config->keep_connections_usec;
         list_init(&e->runnable);
 
         r = curl_glue_new(&e->glue, event, on_curl_done, e);
@@ -84,6 +109,12 @@ int engine_new(Engine **ret, sd_event *event, const EngineConfig *config) {
         (void) sd_event_source_set_enabled(e->schedule, SD_EVENT_OFF);
         (void) sd_event_source_set_description(e->schedule, "engine-schedule");
 
+        r = sd_event_add_time(event, &e->close_idle, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_SEC, on_close_idle, e);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(e->close_idle, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(e->close_idle, "engine-close-idle-connections");
+
         *ret = TAKE_PTR(e);
         return 0;
 }
@@ -93,6 +124,7 @@ Engine *engine_free(Engine *e) {
                 return NULL;
 
         sd_event_source_disable_unref(e->schedule);
+        sd_event_source_disable_unref(e->close_idle);
         disk_pool_free(e->pool);
         curl_glue_free(e->glue);
         sd_event_unref(e->event);

@@ -21,16 +21,20 @@ typedef struct EngineConfig {
         unsigned max_transfers;         /* global cap on transfers on the wire, all jobs */
         unsigned disk_threads;
         size_t commit_backlog_bytes;
+        uint64_t keep_connections_usec; /* idle connections close this long after the last transfer; 0 = never */
 } EngineConfig;
 
 #define ENGINE_CONFIG_DEFAULT ((EngineConfig) { .max_transfers = 1000, .disk_threads = 4,   \
-                                                .commit_backlog_bytes = ENGINE_COMMIT_BACKLOG_BYTES_DEFAULT })
+                                                .commit_backlog_bytes = ENGINE_COMMIT_BACKLOG_BYTES_DEFAULT, \
+                                                .keep_connections_usec = 60 * USEC_PER_SEC })
 
 typedef struct Engine {
         sd_event *event;
         CurlGlue *glue;
         DiskPool *pool;
         sd_event_source *schedule;      /* one-shot: start waiting tasks outside any callback */
+        sd_event_source *close_idle;    /* closes curl's idle connections once nothing ran for a while */
+        uint64_t keep_connections_usec;
         ListLink runnable;              /* jobs with waiting tasks and a free slot of their own */
         unsigned max_transfers;
         unsigned active;                /* transfers on the wire */
@@ -45,6 +49,8 @@ Engine *engine_free(Engine *e);
 
 /* A job got a free slot or new tasks: make sure the scheduler runs soon. */
 void engine_wake_scheduler(Engine *e);
+/* A transfer left the wire (e->active already counts it out). */
+void engine_transfer_ended(Engine *e);
 
 static inline void engine_freep(Engine **e) {
         engine_free(*e);

@@ -147,6 +147,7 @@ void job_start_next(Job *j) {
 void job_release_slot(Job *j) {
         j->active--;
         j->engine->active--;
+        engine_transfer_ended(j->engine);
         make_runnable(j);
         /* A slot of the global cap may be what another job was waiting for. */
         if (!list_is_empty(&j->engine->runnable))

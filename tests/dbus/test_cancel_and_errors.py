@@ -2,7 +2,7 @@
 """Cancel from another client mid-job, bad input on every method argument (named errors, nothing
 created, the daemon keeps serving), what odd servers send (text that is not UTF-8, error pages
 over max_bytes), SIGTERM and SIGHUP mid-job (no temporary file left, exit 0), a low descriptor
-limit (fewer transfers, no lost bus), and losing the bus (exit 1)."""
+limit (fewer transfers, no lost bus), idle connections closed, and losing the bus (exit 1)."""
 
 import os
 import re
@@ -39,6 +39,7 @@ def main():
         daemon.stop()
         bus.stop()
     descriptor_limit()
+    idle_connections_closed()
     bus_lost()
     finish()
 
@@ -250,6 +251,43 @@ def descriptor_limit():
         rc = daemon.stop()
         bus.stop()
     check(rc == 0, f"exit status {rc}")
+
+
+def idle_connections_closed():
+    """Connections kept for reuse close --keep-connections after the last transfer; jobs go on."""
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    bus = Bus("session")
+    daemon = Daemon(bus, "--keep-connections=1")
+    try:
+        c = Client(bus.address)
+        c.subscribe()
+        pid = c.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetConnectionUnixProcessID", GLib.Variant("(s)", ("io.asyncd1",)), None, 0, -1,
+                               None).unpack()[0]
+
+        def sockets():
+            n = 0
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+                except FileNotFoundError:       # closed while we looked
+                    pass
+            return n
+
+        before = sockets()
+        tasks = [(f"{nginx}/flags/{cc}/{cc}.gif", "") for cc in flag_codes()[:40]]
+        for round in (1, 2):
+            _, path = c.submit(tasks, tempfile.mkdtemp(prefix="asyncd-idle-"), {"concurrency": GLib.Variant("u", 10)})
+            check(c.pump(lambda: c.job_signals(path, "Finished"), 20) and
+                  c.job_signals(path, "Finished") == [("done", 40, 0, 0, 0)], f"job {round}: 40 files")
+            kept = sockets() - before
+            c.pump(lambda: sockets() == before, 5)
+            check(kept >= 5 and sockets() == before,
+                  f"job {round}: {kept} connections kept, closed after 1 s ({sockets() - before} left)")
+        c.close()
+    finally:
+        daemon.stop()
+        bus.stop()
 
 
 def bus_lost():
