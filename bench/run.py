@@ -921,7 +921,7 @@ def take_lock():
 
 def main():
     p = argparse.ArgumentParser(description="asyncd benchmark (see bench/README.md)")
-    p.add_argument("--quick", action="store_true", help="1 run and smaller sets (~2 minutes)")
+    p.add_argument("--quick", action="store_true", help="1 run and smaller sets (about a minute)")
     p.add_argument("--runs", type=int, help="repetitions (default 5, --quick: 1)")
     p.add_argument("--out", default=os.path.join(HERE, "results.md"), help="Markdown report (and .json beside it)")
     p.add_argument("--million", action="store_true", help="also the 1,000,000-task job (several minutes)")
