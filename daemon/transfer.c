@@ -49,22 +49,48 @@ static void transfer_free(Transfer *t) {
         free(t);
 }
 
+/* HTTP/2 has no reason phrases, and HTTP/1.1 servers may send none. */
 static const char *reason_phrase_default(long code) {
         switch (code) {
+        case 206: return "Partial Content";
+        case 300: return "Multiple Choices";
+        case 304: return "Not Modified";
         case 400: return "Bad Request";
         case 401: return "Unauthorized";
+        case 402: return "Payment Required";
         case 403: return "Forbidden";
         case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 406: return "Not Acceptable";
+        case 407: return "Proxy Authentication Required";
         case 408: return "Request Timeout";
+        case 409: return "Conflict";
         case 410: return "Gone";
+        case 411: return "Length Required";
+        case 412: return "Precondition Failed";
+        case 413: return "Content Too Large";
+        case 414: return "URI Too Long";
+        case 415: return "Unsupported Media Type";
+        case 416: return "Range Not Satisfiable";
         case 418: return "I'm a Teapot";
+        case 421: return "Misdirected Request";
+        case 422: return "Unprocessable Content";
+        case 425: return "Too Early";
+        case 426: return "Upgrade Required";
+        case 428: return "Precondition Required";
         case 429: return "Too Many Requests";
+        case 431: return "Request Header Fields Too Large";
+        case 451: return "Unavailable For Legal Reasons";
         case 500: return "Internal Server Error";
         case 501: return "Not Implemented";
         case 502: return "Bad Gateway";
         case 503: return "Service Unavailable";
         case 504: return "Gateway Timeout";
-        default: return "";
+        case 505: return "HTTP Version Not Supported";
+        case 507: return "Insufficient Storage";
+        case 508: return "Loop Detected";
+        case 511: return "Network Authentication Required";
+        default: return NULL;
         }
 }
 
@@ -143,7 +169,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
 
         /* Bodies of error pages (and of redirects, if curl hands them over) are not the file. */
         (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
-        if (code < 200 || code > 299)
+        if (code < 200 || code > 299 || code == 206)
                 return n;
 
         if (max > 0 && (t->writer ? file_writer_size(t->writer) : 0) + n > max) {
@@ -292,6 +318,8 @@ static void leave_wire(Transfer *t) {
 }
 
 static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error_size) {
+        const char *reason;
+
         if (t->failure)
                 return TASK_ERROR;
         if (code != CURLE_OK) {
@@ -307,12 +335,14 @@ static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error
                         snprintf(error, error_size, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
                 return TASK_ERROR;
         }
-        if (t->http_code >= 200 && t->http_code <= 299)
+        /* 206 is a part of the file: asyncd never asks for one, and must not save it as whole. */
+        if (t->http_code >= 200 && t->http_code <= 299 && t->http_code != 206)
                 return TASK_OK;
         if (t->http_code == 404)
                 return TASK_NOT_FOUND;
-        snprintf(error, error_size, "HTTP %ld %s", t->http_code,
-                 t->reason[0] ? t->reason : reason_phrase_default(t->http_code));
+        reason = t->reason[0] ? t->reason : reason_phrase_default(t->http_code);
+        snprintf(error, error_size, "HTTP %ld%s%s%s", t->http_code, reason ? " " : "", reason ?: "",
+                 t->http_code == 206 ? " (a part of the file, which was not asked for)" : "");
         return TASK_ERROR;
 }
 

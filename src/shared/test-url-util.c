@@ -35,6 +35,9 @@ static void test_url_check(void **state) {
         check_url("not a url", "invalid URL");
         check_url("", "invalid URL");
         check_url("http://", "invalid URL");
+        check_url("http://127.0.0.1:0/x", "has port 0");
+        check_url("http://127.0.0.1:00/x", "has port 0");
+        check_url("http://127.0.0.1:080/x", NULL);
 }
 
 static void test_url_length(void **state) {

@@ -59,7 +59,7 @@ bool url_is_plain_http(const char *url) {
 int url_check_http(const char *url, char **ret_reason) {
         CURLU *u;
         CURLUcode uc;
-        char *scheme = NULL, *host = NULL;
+        char *scheme = NULL, *host = NULL, *port = NULL;
         int r = 0;
 
         *ret_reason = NULL;
@@ -91,10 +91,18 @@ int url_check_http(const char *url, char **ret_reason) {
                 if (asprintf(ret_reason, "URL \"%.*s%s\" has no host", URL_QUOTE_LENGTH(url)) < 0)
                         *ret_reason = NULL;
                 r = -EINVAL;
+                goto finish;
+        }
+        /* curl's parser takes port 0, which no server listens on. */
+        if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK && port && port[strspn(port, "0")] == 0) {
+                if (asprintf(ret_reason, "URL \"%.*s%s\" has port 0", URL_QUOTE_LENGTH(url)) < 0)
+                        *ret_reason = NULL;
+                r = -EINVAL;
         }
 finish:
         curl_free(scheme);
         curl_free(host);
+        curl_free(port);
         curl_url_cleanup(u);
         if (r < 0 && !*ret_reason)
                 return -ENOMEM;

@@ -171,13 +171,22 @@ def odd_servers(bus):
 
     tasks = [(f"{plain}/reason/42616420ff205468696e67/status/503/a", "bad-utf8"),      # "Bad \xff Thing"
              (f"{plain}/reason/{'c3a9' * 40}/status/503/b", "long-phrase"),             # 80 bytes of "é"
-             (f"{plain}/bytes/3", "small")]
+             (f"{plain}/bytes/3", "small"),
+             (f"{plain}/reason//status/451/c", "no-phrase"),                           # as over HTTP/2
+             (f"{plain}/reason//status/599/d", "unknown-code"),
+             (f"{plain}/status/206/e", "partial")]                                     # never asked for
     path, by_name = run(tasks)
     check(len(by_name) == len(tasks), f"odd servers: every result came in Completed ({len(by_name)})")
     check(by_name.get("bad-utf8", [""] * 7)[6] == "HTTP 503 Bad \ufffd Thing", "invalid UTF-8 replaced")
     check(by_name.get("long-phrase", [""] * 7)[6] == "HTTP 503 " + "é" * 31, "long phrase cut between characters")
     err, _ = dbus_error(lambda: c.get_results(path))
-    check(err is None and sorted(r[0] for r in c.get_results(path)[0]) == [0, 1, 2], "GetResults returns them all")
+    check(err is None and sorted(r[0] for r in c.get_results(path)[0]) == list(range(len(tasks))),
+          "GetResults returns them all")
+    check(by_name["no-phrase"][6] == "HTTP 451 Unavailable For Legal Reasons" and
+          by_name["unknown-code"][6] == "HTTP 599", f"no reason phrase: {by_name['no-phrase'][6]!r}, "
+          f"{by_name['unknown-code'][6]!r}")
+    check(by_name["partial"][2:4] == ("error", 206) and "not asked for" in by_name["partial"][6],
+          f"206 is not a file: {by_name['partial']}")
 
     tasks = [(f"{plain}/flags/zz/zz.gif", "missing"),                                  # 404, 14-byte body
              (f"{plain}/redirect/1/bytes/5", "redirected"),                            # 302, 31-byte body
