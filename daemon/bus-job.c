@@ -266,15 +266,17 @@ static int on_feeders_gone(sd_bus_track *track, void *userdata) {
         return 0;
 }
 
-int bus_job_track_feeder(BusJob *bj, sd_bus_message *message) {
-        int r;
+void bus_job_track_feeder(BusJob *bj, sd_bus_message *message) {
+        int r = 0;
 
-        if (!bj->feeders) {
+        if (!bj->feeders)
                 r = sd_bus_track_new(bj->manager->bus, &bj->feeders, on_feeders_gone, bj);
-                if (r < 0)
-                        return r;
-        }
-        return sd_bus_track_add_sender(bj->feeders, message);
+        if (r >= 0)
+                r = sd_bus_track_add_sender(bj->feeders, message);
+        /* The job works either way; only a vanished client would go unnoticed. */
+        if (r < 0)
+                log_warning_errno(r, "job %" PRIu64 ": cannot watch %s on the bus: %m", bj->id,
+                                  sd_bus_message_get_sender(message) ?: "?");
 }
 
 int bus_job_check_access(BusJob *bj, sd_bus_message *message, sd_bus_error *error) {
@@ -400,12 +402,8 @@ static int method_add_tasks(sd_bus_message *message, void *userdata, sd_bus_erro
                   j->open ? "" : ", complete");
         if (!j->open)
                 bj->feeders = sd_bus_track_unref(bj->feeders);
-        else {
-                r = bus_job_track_feeder(bj, message);
-                if (r < 0)
-                        log_warning_errno(r, "job %" PRIu64 ": cannot watch %s on the bus: %m", bj->id,
-                                          sd_bus_message_get_sender(message) ?: "?");
-        }
+        else
+                bus_job_track_feeder(bj, message);
         arm(bj->props_timer, PROPERTIES_INTERVAL_USEC);
         return sd_bus_reply_method_return(message, NULL);
 

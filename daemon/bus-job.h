@@ -46,7 +46,7 @@ int bus_job_new(BusJob **ret, Manager *m, TaskSpec *tasks, size_t n_tasks, int d
 
 /* Remembers the sender of a call that left the job open; the job is cancelled once every such
  * sender has left the bus. */
-int bus_job_track_feeder(BusJob *bj, sd_bus_message *message);
+void bus_job_track_feeder(BusJob *bj, sd_bus_message *message);
 
 /* Reads an a(ss) array of at most limit tasks; beyond, LimitExceeded citing job_limit. */
 int bus_read_tasks(sd_bus_message *message, size_t limit, unsigned job_limit, TaskSpec **ret, size_t *ret_n,

@@ -172,12 +172,8 @@ static int method_submit_job(sd_bus_message *message, void *userdata, sd_bus_err
         if (r < 0)
                 goto fail;
         TAKE_FD(dirfd);
-        if (flags & SUBMIT_JOB_MORE_TASKS) {
-                r = bus_job_track_feeder(bj, message);
-                if (r < 0)
-                        log_warning_errno(r, "job %" PRIu64 ": cannot watch %s on the bus: %m", bj->id,
-                                          sd_bus_message_get_sender(message) ?: "?");
-        }
+        if (flags & SUBMIT_JOB_MORE_TASKS)
+                bus_job_track_feeder(bj, message);
         return sd_bus_reply_method_return(message, "to", bj->id, bj->path);
 
 fail:

@@ -151,6 +151,12 @@ class Client:
                                 Gio.DBusCallFlags.NONE, -1, None)
         return r.unpack()[0]
 
+    def daemon_pid(self):
+        """The pid of the process that owns io.asyncd1 now."""
+        return self.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                   "GetConnectionUnixProcessID", GLib.Variant("(s)", (NAME,)),
+                                   GLib.VariantType("(u)"), Gio.DBusCallFlags.NONE, -1, None).unpack()[0]
+
     def call(self, path, iface, method, signature=None, args=None, reply="()", fds=None, timeout_ms=30000):
         params = GLib.Variant(f"({signature})", args) if signature else None
         # The list takes ownership of what it is given: hand it copies.

@@ -11,12 +11,6 @@ import time
 from asyncd_test import JOB, MANAGER, MANAGER_PATH, NAME, Bus, Client, check, env, finish
 
 
-def owner_pid(c):
-    return c.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                            "GetConnectionUnixProcessID", GLib.Variant("(s)", (NAME,)), GLib.VariantType("(u)"),
-                            0, -1, None).unpack()[0]
-
-
 def alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -43,14 +37,14 @@ def run(bus):
     t0 = time.monotonic()
     jobs = c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")
     check(jobs == ([],), f"first call activated asyncd ({(time.monotonic() - t0) * 1000:.0f} ms)")
-    pid = owner_pid(c)
+    pid = c.daemon_pid()
     check(alive(pid), f"asyncd running as pid {pid}")
 
     # A daemon that is being called is not idle: 2 s of calls, 50 ms apart, one instance.
     for _ in range(40):
         c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")
         time.sleep(0.05)
-    check(alive(pid) and owner_pid(c) == pid, "still the same instance after 2 s of calls (idle time 1 s)")
+    check(alive(pid) and c.daemon_pid() == pid, "still the same instance after 2 s of calls (idle time 1 s)")
 
     # Calls around the moment it gives up: every one is answered, by it or by a new instance.
     answered, pids = 0, {pid}
@@ -59,7 +53,7 @@ def run(bus):
         c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")
         answered += 1
         try:
-            pids.add(owner_pid(c))
+            pids.add(c.daemon_pid())
         except Exception:
             pass
     check(answered == 8, "all 8 calls around the idle deadline answered")
@@ -72,7 +66,7 @@ def run(bus):
     out = tempfile.mkdtemp(prefix="asyncd-activation-")
     job_id, path = c.submit([(f"{nginx}/flags/br/br.gif", "")], out)
     check(job_id == 1, "SubmitJob activated a fresh instance (job ids start at 1 again)")
-    pid = owner_pid(c)
+    pid = c.daemon_pid()
     c.pump(lambda: c.job_signals(path, "Finished"), 10)
     check(os.listdir(out) == ["br.gif"], "the job ran")
     check(c.get_property(path, JOB, "State") == "done", "finished job is queryable")

@@ -149,9 +149,7 @@ def bad_input(bus):
     c.pump(lambda: c.job_signals(path, "Finished"), 20)
     check(c.get_property(path, JOB, "Ok") == 1 and os.listdir(out) == ["br.gif"], "daemon still serves jobs")
     # Kept for queries, the finished job no longer holds its directory open (umount would fail).
-    pid = c.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                           "GetConnectionUnixProcessID", GLib.Variant("(s)", ("io.asyncd1",)), None, 0, -1,
-                           None).unpack()[0]
+    pid = c.daemon_pid()
     held = [n for n in os.listdir(f"/proc/{pid}/fd") if os.path.realpath(f"/proc/{pid}/fd/{n}") == out]
     check(c.get_property(path, JOB, "State") == "done" and held == [],
           f"a finished job's directory is closed ({len(held)} descriptors left)")
@@ -270,9 +268,7 @@ def idle_connections_closed():
     try:
         c = Client(bus.address)
         c.subscribe()
-        pid = c.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "GetConnectionUnixProcessID", GLib.Variant("(s)", ("io.asyncd1",)), None, 0, -1,
-                               None).unpack()[0]
+        pid = c.daemon_pid()
 
         def sockets():
             n = 0
