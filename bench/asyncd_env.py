@@ -20,6 +20,20 @@ gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib  # noqa: E402
 
 NAME = "io.asyncd1"
+UNIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "units", "asyncd.service.in")
+
+
+def unit_environment(path=UNIT):
+    """The Environment= assignments of asyncd's unit: the daemon is measured in the environment
+    systemd gives it."""
+    env = {}
+    with open(path) as f:
+        for line in f:
+            if line.startswith("Environment="):
+                for assignment in line.split("=", 1)[1].split():
+                    key, _, value = assignment.partition("=")
+                    env[key] = value
+    return env
 
 
 def _connect(address):
@@ -74,7 +88,8 @@ class Daemon:
         self.log_path = log_path
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     env=os.environ | unit_environment())
         self.pid = self.proc.pid
         conn = _connect(bus.address)
         try:
