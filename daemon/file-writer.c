@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* file-writer: one download's file, buffered in memory and written through the disk pool into a
- * temporary (or unnamed) file inside the destination directory, then linked into place.
+/* file-writer: one download's file, buffered in memory and written through the disk pool into an
+ * unnamed (or, where the file system has none, temporary) file inside the destination directory,
+ * then linked into place.
  *
  * At most one operation per writer is on the pool at a time, so operations apply in order. While
  * one runs, the worker owns fd, tmpname and the "writing" buffer; the loop only fills "filling".
@@ -51,7 +52,7 @@ struct FileWriter {
         Goal goal;
         bool want_drain;
         int error;                      /* sticky: first failure */
-        char error_message[256];
+        char error_message[384];        /* a 255-byte file name with the longest text around it */
 
         DiskPool *pool;
         int dirfd;
@@ -90,18 +91,29 @@ static int fail(FileWriter *w, int r, const char *what) {
         return r;
 }
 
-static int open_named_temp(FileWriter *w) {
-        for (unsigned attempt = 0; attempt < 16; attempt++) {
-                uint64_t rnd;
-                int fd;
+#define TEMP_NAME_ATTEMPTS 16U
 
-                if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
-                        rnd = ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) w ^ attempt;
-                free(w->tmpname);
-                if (asprintf(&w->tmpname, ".#asyncd.%016llx", (unsigned long long) rnd) < 0) {
-                        w->tmpname = NULL;
-                        return -ENOMEM;
-                }
+/* A fresh hidden name for w->tmpname; the caller creates it and tries again on EEXIST. */
+static int pick_temp_name(FileWriter *w, unsigned attempt) {
+        uint64_t rnd;
+
+        if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+                rnd = ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) w ^ attempt;
+        free(w->tmpname);
+        if (asprintf(&w->tmpname, ".#asyncd.%016llx", (unsigned long long) rnd) < 0) {
+                w->tmpname = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int open_named_temp(FileWriter *w) {
+        for (unsigned attempt = 0; attempt < TEMP_NAME_ATTEMPTS; attempt++) {
+                int fd, r;
+
+                r = pick_temp_name(w, attempt);
+                if (r < 0)
+                        return r;
                 fd = openat(w->dirfd, w->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
                 if (fd >= 0) {
                         w->fd = fd;
@@ -120,18 +132,16 @@ static int open_file(FileWriter *w) {
         if (w->fd >= 0)
                 return 0;
 
-        /* An unnamed file can be linked in with no-clobber semantics for free, and vanishes by
-         * itself if we die. Replacing a file needs a name to rename, so overwrite uses one. */
-        if (!(w->flags & FILE_WRITER_OVERWRITE)) {
-                int fd = openat(w->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
-                if (fd >= 0) {
-                        w->fd = fd;
-                        return 0;
-                }
-                /* Filesystems without O_TMPFILE say so in a few ways; fall back to a name. */
-                if (!IN_SET(errno, EOPNOTSUPP, EISDIR, EINVAL))
-                        return negative_errno();
+        /* An unnamed file vanishes by itself if we die, even by SIGKILL, and can be linked in with
+         * no-clobber semantics for free. Replacing a file gives it a name only at the end. */
+        int fd = openat(w->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+                w->fd = fd;
+                return 0;
         }
+        /* Filesystems without O_TMPFILE say so in a few ways; fall back to a name. */
+        if (!IN_SET(errno, EOPNOTSUPP, EISDIR, EINVAL))
+                return negative_errno();
         return open_named_temp(w);
 }
 
@@ -157,28 +167,49 @@ static int write_buffer(FileWriter *w) {
 
 static atomic_bool empty_path_refused;
 
-static int link_into_place(FileWriter *w) {
+/* Gives the open unnamed file the name, which must not exist. */
+static int link_unnamed(FileWriter *w, const char *name) {
+        /* linkat(AT_EMPTY_PATH) is the cheap way, but needs CAP_DAC_READ_SEARCH before Linux 6.10
+         * (ENOENT without it); the /proc link walks a path but needs nothing. Remember which
+         * works, the answer does not change while we run. */
+        bool tried_empty_path = !atomic_load_explicit(&empty_path_refused, memory_order_relaxed);
         char path[64];
 
-        if (!w->tmpname) {
-                /* linkat(AT_EMPTY_PATH) is the cheap way, but needs CAP_DAC_READ_SEARCH before
-                 * Linux 6.10 (ENOENT without it); the /proc link walks a path but needs nothing.
-                 * Remember which works, the answer does not change while we run. */
-                bool tried_empty_path = !atomic_load_explicit(&empty_path_refused, memory_order_relaxed);
-
-                if (tried_empty_path) {
-                        if (linkat(w->fd, "", w->dirfd, w->filename, AT_EMPTY_PATH) >= 0)
-                                return 0;
-                        if (errno != ENOENT)
-                                return negative_errno();
-                }
-                snprintf(path, sizeof(path), "/proc/self/fd/%i", w->fd);
-                if (linkat(AT_FDCWD, path, w->dirfd, w->filename, AT_SYMLINK_FOLLOW) < 0)
+        if (tried_empty_path) {
+                if (linkat(w->fd, "", w->dirfd, name, AT_EMPTY_PATH) >= 0)
+                        return 0;
+                if (errno != ENOENT)
                         return negative_errno();
-                if (tried_empty_path)
-                        atomic_store_explicit(&empty_path_refused, true, memory_order_relaxed);
-                return 0;
         }
+        snprintf(path, sizeof(path), "/proc/self/fd/%i", w->fd);
+        if (linkat(AT_FDCWD, path, w->dirfd, name, AT_SYMLINK_FOLLOW) < 0)
+                return negative_errno();
+        if (tried_empty_path)
+                atomic_store_explicit(&empty_path_refused, true, memory_order_relaxed);
+        return 0;
+}
+
+/* A complete unnamed file that is to replace another needs a name to rename: it gets a hidden
+ * one only now, so that while it downloads a crash leaves nothing behind. */
+static int name_unnamed(FileWriter *w) {
+        int r = -EEXIST;
+
+        for (unsigned attempt = 0; attempt < TEMP_NAME_ATTEMPTS && r == -EEXIST; attempt++) {
+                r = pick_temp_name(w, attempt);
+                if (r < 0)
+                        return r;
+                r = link_unnamed(w, w->tmpname);
+        }
+        if (r < 0)
+                w->tmpname = (free(w->tmpname), NULL);
+        return r;
+}
+
+static int link_into_place(FileWriter *w) {
+        int r;
+
+        if (!w->tmpname && !(w->flags & FILE_WRITER_OVERWRITE))
+                return link_unnamed(w, w->filename);
 
         if (w->flags & FILE_WRITER_OVERWRITE) {
                 struct stat st;
@@ -187,6 +218,11 @@ static int link_into_place(FileWriter *w) {
                  * anything that is not a plain file rather than surprise the user. */
                 if (fstatat(w->dirfd, w->filename, &st, AT_SYMLINK_NOFOLLOW) >= 0 && !S_ISREG(st.st_mode))
                         return -EEXIST;
+                if (!w->tmpname) {
+                        r = name_unnamed(w);
+                        if (r < 0)
+                                return r;
+                }
                 if (renameat(w->dirfd, w->tmpname, w->dirfd, w->filename) < 0)
                         return negative_errno();
         } else {
@@ -207,6 +243,47 @@ static int discard(FileWriter *w) {
         return 0;
 }
 
+/* The directory could not be synced after the file was linked in: a failed task leaves nothing
+ * behind, so take the name back, if it still is ours. A replaced file cannot be brought back. */
+static void unlink_after_failure(FileWriter *w, const struct stat *linked) {
+        struct stat st;
+
+        if (w->flags & FILE_WRITER_OVERWRITE)
+                return;
+        if (fstatat(w->dirfd, w->filename, &st, AT_SYMLINK_NOFOLLOW) >= 0 &&
+            st.st_dev == linked->st_dev && st.st_ino == linked->st_ino)
+                (void) unlinkat(w->dirfd, w->filename, 0);
+}
+
+/* fsync (if asked), link into place, fsync the directory (if asked), close. */
+static int complete_file(FileWriter *w) {
+        bool sync = w->flags & FILE_WRITER_FSYNC;
+        struct stat linked = {};
+        int r;
+
+        if (sync && (fsync(w->fd) < 0 || fstat(w->fd, &linked) < 0))
+                return fail(w, negative_errno(), "cannot fsync %s");
+        /* A named file is closed before it appears: close() is where NFS reports the write errors
+         * it could not report before. (An unnamed file needs its descriptor to be linked, and the
+         * file systems that have them report errors at write().) */
+        if (w->tmpname) {
+                r = close(w->fd);
+                w->fd = -EBADF;
+                if (r < 0 && errno != EINTR)
+                        return fail(w, negative_errno(), "cannot write %s");
+        }
+        r = link_into_place(w);
+        if (r < 0)
+                return fail(w, r, "cannot link %s into place");
+        if (sync && fsync(w->dirfd) < 0) {
+                r = negative_errno();
+                unlink_after_failure(w, &linked);
+                return fail(w, r, "cannot fsync the directory of %s");
+        }
+        w->fd = safe_close(w->fd);
+        return 0;
+}
+
 /* Runs on a worker thread. */
 static int writer_run(DiskOp *op) {
         FileWriter *w = container_of(op, FileWriter, op);
@@ -223,16 +300,7 @@ static int writer_run(DiskOp *op) {
                 return fail(w, r, "cannot write %s");
         if (w->op_kind == OP_WRITE)
                 return 0;
-
-        if ((w->flags & FILE_WRITER_FSYNC) && fsync(w->fd) < 0)
-                return fail(w, negative_errno(), "cannot fsync %s");
-        r = link_into_place(w);
-        if (r < 0)
-                return fail(w, r, "cannot link %s into place");
-        if ((w->flags & FILE_WRITER_FSYNC) && fsync(w->dirfd) < 0)
-                return fail(w, negative_errno(), "cannot fsync the directory of %s");
-        w->fd = safe_close(w->fd);
-        return 0;
+        return complete_file(w);
 }
 
 static void swap_buffers(FileWriter *w) {
@@ -376,7 +444,8 @@ int file_writer_write(FileWriter *w, const void *data, size_t size) {
 }
 
 bool file_writer_is_full(FileWriter *w) {
-        if (w->filling.size < HIGH_WATER)
+        /* After a failure nothing drains the buffer any more: the next write reports the error. */
+        if (w->error < 0 || w->filling.size < HIGH_WATER)
                 return false;
         w->want_drain = true;
         return true;

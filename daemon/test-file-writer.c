@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests for file-writer: a body of announced length is buffered in exactly that much memory (a
  * finished file may wait for the disk next to hundreds of others), an announced length is never
- * trusted beyond the flush threshold, and the file lands whole under its name. */
+ * trusted beyond the flush threshold, the file lands whole under its name, and a disk failure at
+ * any step ends the task with nothing left behind. Failures the kernel will not produce on demand
+ * come from wrappers of fsync, close and openat64 (linked with --wrap). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -25,9 +31,63 @@ typedef struct Fixture {
         int dirfd;
         int result;
         bool finished;
+        bool drained;
 } Fixture;
 
+/* Injected failures, set by a test and cleared by teardown. */
+static bool fail_directory_fsync;       /* fsync() of a directory: EIO */
+static bool fail_named_temp_close;      /* close() of a .#asyncd.* file: EIO, as NFS reports late write errors */
+static bool refuse_tmpfile;             /* openat(O_TMPFILE): EOPNOTSUPP, as on a file system without it */
+
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
+int __wrap_fsync(int fd) {
+        struct stat st;
+
+        if (fail_directory_fsync && fstat(fd, &st) >= 0 && S_ISDIR(st.st_mode)) {
+                errno = EIO;
+                return -1;
+        }
+        return __real_fsync(fd);
+}
+
+int __real_close(int fd);
+int __wrap_close(int fd);
+int __wrap_close(int fd) {
+        char link[64], target[PATH_MAX];
+        ssize_t n;
+
+        snprintf(link, sizeof(link), "/proc/self/fd/%i", fd);
+        n = fail_named_temp_close ? readlink(link, target, sizeof(target) - 1) : -1;
+        if (n > 0 && (target[n] = 0, strstr(target, "/.#asyncd."))) {
+                (void) __real_close(fd);
+                errno = EIO;
+                return -1;
+        }
+        return __real_close(fd);
+}
+
+/* openat() is openat64() with _FILE_OFFSET_BITS=64. */
+int __real_openat64(int dirfd, const char *path, int flags, ...);
+int __wrap_openat64(int dirfd, const char *path, int flags, ...);
+int __wrap_openat64(int dirfd, const char *path, int flags, ...) {
+        va_list ap;
+        mode_t mode;
+
+        if (refuse_tmpfile && (flags & O_TMPFILE) == O_TMPFILE) {
+                errno = EOPNOTSUPP;
+                return -1;
+        }
+        va_start(ap, flags);
+        mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
+        va_end(ap);
+        return __real_openat64(dirfd, path, flags, mode);
+}
+
 static void on_drained(FileWriter *w, void *userdata) {
+        Fixture *f = userdata;
+
+        f->drained = true;
 }
 
 static void on_finished(FileWriter *w, int r, void *userdata) {
@@ -35,7 +95,6 @@ static void on_finished(FileWriter *w, int r, void *userdata) {
 
         f->result = r;
         f->finished = true;
-        (void) sd_event_exit(f->event, 0);
 }
 
 static const FileWriterCallbacks callbacks = {
@@ -61,6 +120,7 @@ static int teardown(void **state) {
         Fixture *f = *state;
         char cmd[128];
 
+        fail_directory_fsync = fail_named_temp_close = refuse_tmpfile = false;
         disk_pool_free(f->pool);
         sd_event_unref(f->event);
         safe_close(f->dirfd);
@@ -90,25 +150,59 @@ static void write_body(FileWriter *w, size_t size, size_t chunk, size_t max_memo
         free(buf);
 }
 
-/* A writer for name and the memory it holds before any data. */
-static FileWriter *new_writer(Fixture *f, const char *name, size_t *ret_empty) {
+static FileWriter *new_writer_flags(Fixture *f, const char *name, FileWriterFlags flags) {
         FileWriter *w = NULL;
 
-        assert_int_equal(file_writer_new(&w, f->pool, f->dirfd, name, 0, &callbacks, f), 0);
+        assert_int_equal(file_writer_new(&w, f->pool, f->dirfd, name, flags, &callbacks, f), 0);
+        return w;
+}
+
+/* A writer for name and the memory it holds before any data. */
+static FileWriter *new_writer(Fixture *f, const char *name, size_t *ret_empty) {
+        FileWriter *w = new_writer_flags(f, name, 0);
+
         *ret_empty = file_writer_memory(w);
         return w;
 }
 
-static void commit_and_check(Fixture *f, FileWriter *w, const char *name, size_t size) {
+static void run_until(Fixture *f, const bool *flag) {
+        for (unsigned i = 0; i < 1000 && !*flag; i++)
+                assert_true(sd_event_run(f->event, 10 * 1000) >= 0);
+        assert_true(*flag);
+}
+
+/* Commits (or aborts) and runs the loop until the writer is finished; returns its result. */
+static int run_to_end(Fixture *f, FileWriter *w, bool commit) {
+        f->finished = false;
+        if (commit)
+                file_writer_commit(w);
+        else
+                file_writer_abort(w);
+        run_until(f, &f->finished);
+        return f->result;
+}
+
+/* The names in the directory, sorted and joined by "/", e.g. "a.bin/b.bin". */
+static char *listing(Fixture *f) {
+        static char buf[4096];
+        struct dirent **names;
+        int n = scandir(f->dir, &names, NULL, alphasort);
+
+        assert_true(n >= 0);
+        buf[0] = 0;
+        for (int i = 0; i < n; i++) {
+                if (strcmp(names[i]->d_name, ".") != 0 && strcmp(names[i]->d_name, "..") != 0)
+                        snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", buf[0] ? "/" : "", names[i]->d_name);
+                free(names[i]);
+        }
+        free(names);
+        return buf;
+}
+
+static void check_file(Fixture *f, const char *name, size_t size) {
         struct stat st;
         char *buf;
         int fd;
-
-        f->finished = false;
-        file_writer_commit(w);
-        assert_true(sd_event_loop(f->event) >= 0);
-        assert_true(f->finished);
-        assert_int_equal(f->result, 1);
 
         fd = openat(f->dirfd, name, O_RDONLY | O_CLOEXEC);
         assert_true(fd >= 0);
@@ -121,6 +215,11 @@ static void commit_and_check(Fixture *f, FileWriter *w, const char *name, size_t
                 assert_int_equal(buf[i], pattern(i));
         free(buf);
         close(fd);
+}
+
+static void commit_and_check(Fixture *f, FileWriter *w, const char *name, size_t size) {
+        assert_int_equal(run_to_end(f, w, true), 1);
+        check_file(f, name, size);
 }
 
 static void test_announced_length_sizes_buffer(void **state) {
@@ -147,9 +246,7 @@ static void test_announced_length_not_trusted(void **state) {
         w = new_writer(f, "big.bin", &empty);
         file_writer_expect(w, UINT64_C(4) << 30);
         write_body(w, 200 * 1024, 16384, empty + 256 * 1024);
-        file_writer_abort(w);
-        assert_true(sd_event_loop(f->event) >= 0);
-        assert_int_equal(f->result, 0);
+        assert_int_equal(run_to_end(f, w, false), 0);
         file_writer_free(w);
 }
 
@@ -164,11 +261,155 @@ static void test_unknown_length(void **state) {
         file_writer_free(w);
 }
 
+/* The disk fails while the caller waits for the writer to drain (curl paused): on_drained must
+ * come, and the next write must report the failure, not ask to wait again for ever. */
+static void test_disk_error_while_full(void **state) {
+        Fixture *f = *state;
+        struct rlimit saved, small = { .rlim_cur = 64 * 1024 };
+        FileWriter *w;
+        size_t written = 0;
+        char chunk[16384] = {};
+
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+        small.rlim_max = saved.rlim_max;
+        assert_ptr_not_equal(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+
+        w = new_writer_flags(f, "big.bin", 0);
+        /* The first 256 KiB go to the pool, which only starts them when the loop runs. */
+        while (!file_writer_is_full(w)) {
+                assert_int_equal(file_writer_write(w, chunk, sizeof(chunk)), 0);
+                written += sizeof(chunk);
+                assert_true(written < 16 * 1024 * 1024);
+        }
+        run_until(f, &f->drained);
+        assert_false(file_writer_is_full(w));
+        assert_int_equal(file_writer_write(w, chunk, sizeof(chunk)), -EFBIG);
+        assert_int_equal(run_to_end(f, w, false), 0);
+        assert_string_equal(file_writer_error_message(w), "cannot write big.bin: File too large");
+        file_writer_free(w);
+        assert_string_equal(listing(f), "");
+
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+}
+
+/* With fsync, a directory that cannot be synced fails the task, and a failed task leaves no file. */
+static void test_directory_fsync_failure(void **state) {
+        Fixture *f = *state;
+        FileWriter *w;
+
+        fail_directory_fsync = true;
+        w = new_writer_flags(f, "a.bin", FILE_WRITER_FSYNC);
+        write_body(w, 5000, 5000, SIZE_MAX);
+        assert_true(run_to_end(f, w, true) < 0);
+        assert_string_equal(file_writer_error_message(w), "cannot fsync the directory of a.bin: Input/output error");
+        file_writer_free(w);
+        assert_string_equal(listing(f), "");
+
+        /* Replacing a file: the old one is gone once the new one is renamed over it, so the new
+         * one stays (io.asyncd1(5) says so), with the error. */
+        write_body(w = new_writer_flags(f, "b.bin", 0), 100, 100, SIZE_MAX);
+        commit_and_check(f, w, "b.bin", 100);
+        file_writer_free(w);
+        w = new_writer_flags(f, "b.bin", FILE_WRITER_FSYNC | FILE_WRITER_OVERWRITE);
+        write_body(w, 7000, 7000, SIZE_MAX);
+        assert_true(run_to_end(f, w, true) < 0);
+        file_writer_free(w);
+        assert_string_equal(listing(f), "b.bin");
+        check_file(f, "b.bin", 7000);
+}
+
+/* A file that replaces another has no name while it downloads, so that a crash (SIGKILL) cannot
+ * leave a temporary file behind; it gets one only to be renamed into place. */
+static void test_overwrite_unnamed_until_complete(void **state) {
+        Fixture *f = *state;
+        FileWriter *w;
+        char prefix[80], link[64], target[PATH_MAX];
+        bool open_in_dir = false;
+
+        write_body(w = new_writer_flags(f, "c.bin", 0), 10, 10, SIZE_MAX);
+        commit_and_check(f, w, "c.bin", 10);
+        file_writer_free(w);
+
+        w = new_writer_flags(f, "c.bin", FILE_WRITER_OVERWRITE);
+        write_body(w, 300 * 1024, 16384, SIZE_MAX);
+        /* Until the pool has created the file (a descriptor into the directory): */
+        snprintf(prefix, sizeof(prefix), "%s/", f->dir);
+        for (unsigned i = 0; i < 500 && !open_in_dir; i++) {
+                assert_true(sd_event_run(f->event, 10 * 1000) >= 0);
+                for (int fd = 3; fd < 1024 && !open_in_dir; fd++) {
+                        ssize_t n;
+
+                        snprintf(link, sizeof(link), "/proc/self/fd/%i", fd);
+                        n = readlink(link, target, sizeof(target) - 1);
+                        open_in_dir = n > 0 && (target[n] = 0, strncmp(target, prefix, strlen(prefix)) == 0);
+                }
+        }
+        assert_true(open_in_dir);
+        assert_string_equal(listing(f), "c.bin");
+        commit_and_check(f, w, "c.bin", 300 * 1024);
+        file_writer_free(w);
+        assert_string_equal(listing(f), "c.bin");
+}
+
+/* Where a file system has no unnamed files, a named temporary one is closed before it appears:
+ * close() is where NFS reports write errors it could not report at write(). */
+static void test_named_temp_close_failure(void **state) {
+        Fixture *f = *state;
+        FileWriter *w;
+
+        refuse_tmpfile = true;
+        write_body(w = new_writer_flags(f, "d.bin", 0), 3000, 3000, SIZE_MAX);
+        commit_and_check(f, w, "d.bin", 3000);
+        file_writer_free(w);
+
+        fail_named_temp_close = true;
+        w = new_writer_flags(f, "e.bin", 0);
+        write_body(w, 3000, 3000, SIZE_MAX);
+        assert_true(run_to_end(f, w, true) < 0);
+        assert_string_equal(file_writer_error_message(w), "cannot write e.bin: Input/output error");
+        file_writer_free(w);
+        assert_string_equal(listing(f), "d.bin");
+}
+
+/* A file name of 255 bytes fits in the message whole. */
+static void test_long_name_in_message(void **state) {
+        Fixture *f = *state;
+        char name[256], expected[400];
+        FileWriter *w;
+        int fd;
+
+        memset(name, 'x', 255);
+        name[255] = 0;
+        fd = openat(f->dirfd, name, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        close(fd);
+        w = new_writer_flags(f, name, 0);
+        write_body(w, 10, 10, SIZE_MAX);
+        assert_true(run_to_end(f, w, true) < 0);
+        snprintf(expected, sizeof(expected), "%s already exists", name);
+        assert_string_equal(file_writer_error_message(w), expected);
+        file_writer_free(w);
+
+        fail_directory_fsync = true;
+        w = new_writer_flags(f, name + 1, FILE_WRITER_FSYNC);
+        write_body(w, 10, 10, SIZE_MAX);
+        assert_true(run_to_end(f, w, true) < 0);
+        snprintf(expected, sizeof(expected), "cannot fsync the directory of %s: Input/output error", name + 1);
+        assert_string_equal(file_writer_error_message(w), expected);
+        file_writer_free(w);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_announced_length_sizes_buffer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_announced_length_not_trusted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_length, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_disk_error_while_full, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_directory_fsync_failure, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_overwrite_unnamed_until_complete, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_named_temp_close_failure, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_long_name_in_message, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

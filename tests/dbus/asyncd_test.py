@@ -231,3 +231,18 @@ def dbus_error(fn):
 
 def temporary_files(directory):
     return [n for n in os.listdir(directory) if n.startswith(".#")]
+
+
+def files_being_written(pid, directory):
+    """The files process pid has open in directory; an unnamed one (O_TMPFILE) shows as
+    "DIRECTORY/#INODE (deleted)"."""
+    prefix = os.path.realpath(directory) + "/"
+    open_files = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(prefix):
+            open_files.append(target)
+    return open_files

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Cancel from another client mid-job, bad input on every method argument (named errors, nothing
 created, the daemon keeps serving), what odd servers send (text that is not UTF-8, error pages
-over max_bytes), SIGTERM and SIGHUP mid-job (no temporary file left, exit 0), a low descriptor
-limit (fewer transfers, no lost bus), idle connections closed, and losing the bus (exit 1)."""
+over max_bytes), SIGTERM and SIGHUP mid-job (no temporary file left, exit 0), SIGKILL mid-job (no
+temporary file left either, as files have no name until complete), a low descriptor limit (fewer
+transfers, no lost bus), idle connections closed, and losing the bus (exit 1)."""
 
 import os
 import re
@@ -14,7 +15,7 @@ import time
 from gi.repository import GLib
 
 from asyncd_test import (JOB, MANAGER, MANAGER_PATH, Bus, Client, Daemon, check, dbus_error, env, finish,
-                         flag_codes, temporary_files)
+                         files_being_written, flag_codes)
 
 INVALID = "org.freedesktop.DBus.Error.InvalidArgs"
 
@@ -35,6 +36,13 @@ def main():
     daemon = Daemon(bus)
     try:
         sigterm_mid_job(bus, daemon, signal.SIGHUP, "Hangup")
+    finally:
+        daemon.stop()
+        bus.stop()
+    bus = Bus("session")
+    daemon = Daemon(bus)
+    try:
+        sigkill_mid_job(bus, daemon)
     finally:
         daemon.stop()
         bus.stop()
@@ -307,18 +315,24 @@ def bus_lost():
     check(rc == 1 and "Bus connection lost" in daemon.read_log(), f"bus gone: asyncd exits {rc}")
 
 
-def sigterm_mid_job(bus, daemon, sig=signal.SIGTERM, what="Terminated"):
+def start_slow_downloads(c, out):
+    """Submits 4 slow large bodies with overwrite and waits until the daemon is writing their files."""
     plain = env("ASYNCD_TEST_FAULT_PLAIN_URL")
+    tasks = [(f"{plain}/trickle/1/piece/1024/bytes/{10000000 + i}", "") for i in range(4)]
+    job_id, path = c.submit(tasks, out, {"overwrite": GLib.Variant("b", True)})
+    pid = c.daemon_pid()
+    deadline = time.monotonic() + 10
+    while len(files_being_written(pid, out)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(len(files_being_written(pid, out)) == 4, f"4 files open while downloading: {files_being_written(pid, out)}")
+    return path
+
+
+def sigterm_mid_job(bus, daemon, sig=signal.SIGTERM, what="Terminated"):
     out = tempfile.mkdtemp(prefix="asyncd-sigterm-")
     c = Client(bus.address)
     c.subscribe()
-    # Slow large bodies with overwrite: named temporary files exist while they download.
-    tasks = [(f"{plain}/trickle/1/piece/1024/bytes/{10000000 + i}", "") for i in range(4)]
-    job_id, path = c.submit(tasks, out, {"overwrite": GLib.Variant("b", True)})
-    deadline = time.monotonic() + 10
-    while len(temporary_files(out)) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    check(len(temporary_files(out)) == 4, f"4 temporary files while downloading: {temporary_files(out)}")
+    path = start_slow_downloads(c, out)
     rc = daemon.stop(sig)
     check(rc == 0, f"{signal.Signals(sig).name} mid-job: asyncd exits {rc}")
     check(os.listdir(out) == [], f"no temporary or partial file left: {os.listdir(out)}")
@@ -327,6 +341,16 @@ def sigterm_mid_job(bus, daemon, sig=signal.SIGTERM, what="Terminated"):
     log = daemon.read_log()
     check(f"{what}: cancelling 1 running jobs" in log and "<6>job 1:" in log,
           "log lines carry <N> priorities and job ids")
+    c.close()
+
+
+def sigkill_mid_job(bus, daemon):
+    out = tempfile.mkdtemp(prefix="asyncd-sigkill-")
+    c = Client(bus.address)
+    start_slow_downloads(c, out)
+    check(os.listdir(out) == [], f"files being replaced have no name while they download: {os.listdir(out)}")
+    check(daemon.stop(signal.SIGKILL) == -signal.SIGKILL, "SIGKILL mid-job")
+    check(os.listdir(out) == [], f"SIGKILL mid-job leaves no temporary or partial file: {os.listdir(out)}")
     c.close()
 
 
