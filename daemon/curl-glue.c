@@ -457,7 +457,10 @@ int curl_glue_add(CurlGlue *g, CURL *easy) {
 }
 
 void curl_glue_remove(CurlGlue *g, CURL *easy) {
-        (void) curl_multi_remove_handle(g->multi, easy);
+        /* No curl_multi_socket_action() may follow to count it out, and a count that stays up
+         * would keep the idle connections open for good (curl_glue_close_connections()). */
+        if (curl_multi_remove_handle(g->multi, easy) == CURLM_OK && g->running > 0)
+                g->running--;
 }
 
 CURL *curl_glue_get_easy(CurlGlue *g) {

@@ -297,6 +297,20 @@ def idle_connections_closed():
             c.pump(lambda: sockets() == before, 5)
             check(kept >= 5 and sockets() == before,
                   f"job {round}: {kept} connections kept, closed after 1 s ({sockets() - before} left)")
+
+        # The last transfer cancelled rather than ended: the connections close all the same.
+        out = tempfile.mkdtemp(prefix="asyncd-idle-")
+        slow = [(f"{env('ASYNCD_TEST_FAULT_PLAIN_URL')}/trickle/1/piece/1024/bytes/10000000", "slow.bin")]
+        _, slow_path = c.submit(slow, out)
+        _, path = c.submit(tasks, tempfile.mkdtemp(prefix="asyncd-idle-"), {"concurrency": GLib.Variant("u", 10)})
+        check(c.pump(lambda: c.job_signals(path, "Finished"), 20) and
+              c.pump(lambda: len(files_being_written(pid, out)) == 1, 10) and
+              c.job_signals(path, "Finished") == [("done", 40, 0, 0, 0)], "job 3: 40 files, and a slow one on the wire")
+        kept = sockets() - before
+        c.call(slow_path, JOB, "Cancel")
+        c.pump(lambda: sockets() == before, 5)
+        check(kept >= 5 and sockets() == before,
+              f"job 3: {kept} connections kept, closed 1 s after a cancel ({sockets() - before} left)")
         c.close()
     finally:
         daemon.stop()
