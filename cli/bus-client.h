@@ -15,6 +15,7 @@
 #define ASYNCD_JOB_INTERFACE "io.asyncd1.Job"
 #define ASYNCD_JOB_PATH_PREFIX "/io/asyncd1/job"
 #define ASYNCD_RESULT_SIGNATURE "(uusutss)"
+#define ASYNCD_ERROR_SHUTTING_DOWN "io.asyncd1.Error.ShuttingDown"
 
 typedef enum BusTransport {
         BUS_TRANSPORT_SYSTEM,

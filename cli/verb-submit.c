@@ -31,6 +31,8 @@ typedef struct Wait {
         bool cancelling;                /* Cancel was requested */
         bool output_lost;               /* stdout failed: reported, and handled like SIGTERM on EPIPE */
         bool accepted;                  /* SubmitJob answered with a job */
+        int dir_fd;                     /* borrowed, for SubmitJob and its retries */
+        unsigned submit_attempts;
         sd_bus_error submit_error;
         int refused;                    /* exit status when a later chunk of tasks was refused */
         sd_event_source *sigint, *sigterm;
@@ -278,7 +280,23 @@ static int add_remaining_tasks(sd_bus *bus, uint64_t id, const char *path, const
         return submit_failed(&error, r, tasks);
 }
 
-static int submit_no_wait(sd_bus *bus, sd_bus_message *m, const TaskList *tasks) {
+/* A daemon on its way out (idle, or stopping) refuses new jobs; the next instance, started by D-Bus
+ * activation once the name is free, takes them. */
+#define SUBMIT_ATTEMPTS 50U
+#define SUBMIT_RETRY_USEC (100 * USEC_PER_MSEC)
+
+static bool submit_retryable(const sd_bus_error *e, unsigned attempts) {
+        return sd_bus_error_has_name(e, ASYNCD_ERROR_SHUTTING_DOWN) && attempts < SUBMIT_ATTEMPTS;
+}
+
+static int new_submit(sd_bus *bus, int dir_fd, const TaskList *tasks, sd_bus_message **ret) {
+        int r = bus_message_new_submit(bus, tasks, dir_fd, &arg_submit, ret);
+        if (r < 0)
+                return log_error_errno(r, "cannot build the SubmitJob call: %m");
+        return 0;
+}
+
+static int submit_no_wait(sd_bus *bus, int dir_fd, const TaskList *tasks) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *path;
@@ -286,9 +304,20 @@ static int submit_no_wait(sd_bus *bus, sd_bus_message *m, const TaskList *tasks)
         uint64_t id;
         int r;
 
-        r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0)
-                return submit_failed(&error, r, tasks);
+        for (unsigned attempts = 1;; attempts++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+
+                r = new_submit(bus, dir_fd, tasks, &m);
+                if (r < 0)
+                        return r;
+                r = sd_bus_call(bus, m, 0, &error, &reply);
+                if (r >= 0)
+                        break;
+                if (!submit_retryable(&error, attempts))
+                        return submit_failed(&error, r, tasks);
+                sd_bus_error_free(&error);
+                (void) usleep(SUBMIT_RETRY_USEC);
+        }
 
         r = sd_bus_message_read(reply, "to", &id, &path);
         if (r < 0)
@@ -321,6 +350,18 @@ static int submit_no_wait(sd_bus *bus, sd_bus_message *m, const TaskList *tasks)
         return r < 0 ? r : EXIT_ALL_OK;
 }
 
+static int send_submit(Wait *w);
+
+static int on_submit_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Wait *w = userdata;
+        int r;
+
+        if (w->n_interrupts > 0)
+                return sd_event_exit(w->event, 0);
+        r = send_submit(w);
+        return r < 0 ? sd_event_exit(w->event, r) : 0;
+}
+
 static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Wait *w = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
@@ -328,6 +369,10 @@ static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         uint64_t id;
         int r;
 
+        if (e && submit_retryable(e, w->submit_attempts) && w->n_interrupts == 0 &&
+            sd_event_add_time_relative(w->event, NULL, CLOCK_MONOTONIC, SUBMIT_RETRY_USEC, 0,
+                                       on_submit_retry, w) >= 0)
+                return 0;
         if (e) {
                 r = sd_bus_error_copy(&w->submit_error, e);
                 return sd_event_exit(w->event, r < 0 ? r : 0);
@@ -367,9 +412,23 @@ static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         return reporter_start(&w->reporter, w->event);
 }
 
+/* Asynchronously, so that Ctrl-C works even if the daemon is slow to answer. */
+static int send_submit(Wait *w) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = new_submit(w->bus, w->dir_fd, w->reporter.tasks, &m);
+        if (r < 0)
+                return r;
+        w->submit_attempts++;
+        r = sd_bus_call_async(w->bus, NULL, m, on_submit_reply, w, 0);
+        if (r < 0)
+                return log_error_errno(r, "cannot submit the job: %m");
+        return 0;
+}
+
 int verb_submit(int argc, char **argv) {
         _cleanup_(task_list_done) TaskList tasks = {};
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(wait_done) Wait w = {};
         _cleanup_close_ int dir_fd = -EBADF;
         const char *dir = arg_directory ?: ".";
@@ -388,23 +447,19 @@ int verb_submit(int argc, char **argv) {
         if (r < 0)
                 return r;
 
-        r = bus_message_new_submit(w.bus, &tasks, dir_fd, &arg_submit, &m);
-        if (r < 0)
-                return log_error_errno(r, "cannot build the SubmitJob call: %m");
-
         if (!arg_wait)
-                return submit_no_wait(w.bus, m, &tasks);
+                return submit_no_wait(w.bus, dir_fd, &tasks);
 
         r = wait_setup(&w, /* cancel_on_interrupt= */ true, &tasks);
         if (r < 0)
                 return r;
 
-        /* Asynchronously, so that Ctrl-C works even if the daemon is slow to answer. */
         start = now_usec(CLOCK_MONOTONIC);
         w.reporter.start_usec = start;
-        r = sd_bus_call_async(w.bus, NULL, m, on_submit_reply, &w, 0);
+        w.dir_fd = dir_fd;
+        r = send_submit(&w);
         if (r < 0)
-                return log_error_errno(r, "cannot submit the job: %m");
+                return r;
 
         r = sd_event_loop(w.event);
 

@@ -114,8 +114,9 @@ static int method_submit_job(sd_bus_message *message, void *userdata, sd_bus_err
         uid_t uid;
         int fd, r;
 
-        if (m->stopping)
-                return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, "asyncd is shutting down");
+        if (m->stopping || m->releasing_name)
+                return sd_bus_error_set(error, ERROR_SHUTTING_DOWN, m->stopping ? "asyncd is shutting down" :
+                                        "asyncd is exiting after being idle; call again to start a new instance");
 
         r = sender_uid(message, &uid);
         if (r < 0)

@@ -52,7 +52,7 @@ static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         int r;
 
-        if (!list_is_empty(&m->jobs) || m->name_released)
+        if (!list_is_empty(&m->jobs) || m->releasing_name)
                 return 0;
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Idle, exiting.");
         r = sd_bus_release_name_async(m->bus, NULL, BUS_NAME, on_name_released, m);
@@ -60,11 +60,15 @@ static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 log_warning_errno(r, "Failed to release the bus name, exiting anyway: %m");
                 return sd_event_exit(m->event, 0);
         }
+        /* A SubmitJob the bus routed to us before our ReleaseName would start a job that nobody
+         * can reach through the name, in a process about to exit: refused, a retry reaches the
+         * next instance. */
+        m->releasing_name = true;
         return 0;
 }
 
 static void rearm_idle_timer(Manager *m) {
-        if (m->config.exit_idle_usec > 0 && list_is_empty(&m->jobs) && !m->stopping && !m->name_released) {
+        if (m->config.exit_idle_usec > 0 && list_is_empty(&m->jobs) && !m->stopping && !m->releasing_name) {
                 (void) sd_event_source_set_time_relative(m->idle_timer, m->config.exit_idle_usec);
                 (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_ONESHOT);
         } else

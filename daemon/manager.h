@@ -18,6 +18,7 @@
 #define JOB_INTERFACE "io.asyncd1.Job"
 #define ERROR_NO_SUCH_JOB "io.asyncd1.Error.NoSuchJob"
 #define ERROR_LIMIT_EXCEEDED "io.asyncd1.Error.LimitExceeded"
+#define ERROR_SHUTTING_DOWN "io.asyncd1.Error.ShuttingDown"
 
 typedef struct BusJob BusJob;
 
@@ -50,6 +51,7 @@ typedef struct Manager {
 
         sd_event_source *idle_timer;
         sd_event_source *status_timer;
+        bool releasing_name;            /* idle: giving the name up; new jobs are refused */
         bool name_released;
         bool stopping;
         int exit_code;

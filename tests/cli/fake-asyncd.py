@@ -24,6 +24,9 @@ Scenarios (results complete in task order; seq = index):
   hang       reply, then nothing until Cancel(): the rest become "cancelled", Finished(cancelled)
   slowreply  the reply comes after 1.5 s, then like hang
   refuse     InvalidArgs "task 0: scripted refusal"
+  exiting*   (any name starting so) the first 3 SubmitJob calls get io.asyncd1.Error.ShuttingDown
+             (a daemon on its way out), the 4th is served like normal
+  stopping   every SubmitJob call gets io.asyncd1.Error.ShuttingDown
 
 Usage: fake-asyncd.py DBUS_XML_DIR   (prints "READY" on stdout once the name is owned)
 """
@@ -49,6 +52,7 @@ job_info = Gio.DBusNodeInfo.new_for_xml(open(os.path.join(xml_dir, "io.asyncd1.J
 loop = GLib.MainLoop()
 conn = Gio.bus_get_sync(Gio.BusType.SESSION, None)
 jobs = {}
+refusals = {}                   # scenario name -> SubmitJob calls refused
 
 
 def result_for(seq, index, url):
@@ -176,7 +180,7 @@ def run_scenario(job, invocation):
 
     invocation.return_value(reply)
 
-    if s == "normal":
+    if s == "normal" or s.startswith("exiting"):
         job.batches(job.complete, job.finish)
     elif s == "dup":
         prev = []
@@ -223,8 +227,13 @@ def run_scenario(job, invocation):
 def on_manager_call(connection, sender, path, interface, method, params, invocation):
     if method == "SubmitJob":
         tasks, _fd_index, options, flags = params.unpack()
-        if options.get("name") == "refuse":
+        name = options.get("name")
+        if name == "refuse":
             invocation.return_dbus_error("org.freedesktop.DBus.Error.InvalidArgs", "task 0: scripted refusal")
+            return
+        if name == "stopping" or (name.startswith("exiting") and refusals.get(name, 0) < 3):
+            refusals[name] = refusals.get(name, 0) + 1
+            invocation.return_dbus_error("io.asyncd1.Error.ShuttingDown", "asyncd is shutting down")
             return
         job = Job(len(jobs) + 1, tasks, options)
         jobs[job.id] = job

@@ -3,7 +3,8 @@
 """asyncctl against fake-asyncd.py (a scripted daemon): every result is shown exactly once and
 in seq order whatever the interleaving of reply and signals — signals before the SubmitJob
 reply, duplicated results, results only available through GetResults(), a Finished that never
-comes, impostor signals, a daemon that leaves the bus, Ctrl-C before the reply.
+comes, impostor signals, a daemon that leaves the bus, Ctrl-C before the reply, a daemon on its
+way out that refuses SubmitJob (retried until it is served, or for 5 s).
 
 meson runs it under dbus-run-session with ASYNCCTL, FAKE_PYTHON (a python3 with gi) and
 DBUS_XML_DIR set. Output is TAP; exit 77 (skip) when FAKE_PYTHON cannot import gi.
@@ -174,10 +175,23 @@ def test_double_ctrl_c_stops_waiting():
     check(proc.returncode == 130, f"exit {proc.returncode}")
 
 
+def test_shutting_down_retried():
+    """A daemon exiting on idle refuses new jobs; the next instance takes them: asyncctl retries."""
+    check_lines(submit("exiting-wait"), "refused 3 times, then served")
+    p = asyncctl("submit", "--no-wait", "--name", "exiting-nowait", "-o", "/tmp", *URLS)
+    check(p.returncode == 0 and re.fullmatch(r"\d+\n", p.stdout), f"--no-wait: {p.returncode} {p.stdout!r} {p.stderr!r}")
+    t0 = time.monotonic()
+    p = submit("stopping")
+    elapsed = time.monotonic() - t0
+    check(p.returncode == 2 and "the daemon refused the job: asyncd is shutting down" in p.stderr and 4 < elapsed < 15,
+          f"a daemon that keeps refusing: exit {p.returncode} after {elapsed:.1f} s, {p.stderr!r}")
+
+
 CASES = [test_normal, test_signals_before_reply, test_duplicates_dropped, test_gap_filled_from_getresults,
          test_lost_tail_fetched_at_finished, test_missing_finished, test_impostor_and_other_jobs_ignored,
          test_json_exactly_once, test_watch_exactly_once, test_refused, test_ctrl_c_while_running,
-         test_ctrl_c_before_reply, test_double_ctrl_c_stops_waiting, test_daemon_vanishes]
+         test_ctrl_c_before_reply, test_double_ctrl_c_stops_waiting, test_shutting_down_retried,
+         test_daemon_vanishes]
 
 
 def main():

@@ -1,14 +1,19 @@
 #!/usr/bin/python3
 """D-Bus activation and idle exit: a call to io.asyncd1 starts asyncd; with no jobs it releases
 its name and exits after the idle time; calls made all along are answered, by the old or a newly
-activated instance (none lost); a finished job is kept for --keep-finished, then removed with
-InterfacesRemoved, and only then does the daemon go idle."""
+activated instance (none lost); a SubmitJob that reaches the instance while it gives up its name
+is refused with ShuttingDown (a job there would be unreachable), and the retry runs; a finished job
+is kept for --keep-finished, then removed with InterfacesRemoved, and only then does the daemon go
+idle."""
 
 import os
+import signal
 import tempfile
 import time
 
-from asyncd_test import JOB, MANAGER, MANAGER_PATH, NAME, Bus, Client, check, env, finish
+from gi.repository import Gio, GLib
+
+from asyncd_test import JOB, MANAGER, MANAGER_PATH, NAME, Bus, Client, check, dbus_error, env, finish
 
 
 def alive(pid):
@@ -60,6 +65,8 @@ def run(bus):
     check(not alive(pid), "the first instance exited after being idle")
     check(len(pids) >= 2, f"later calls activated new instances: pids {sorted(pids)}")
 
+    submit_while_releasing_name(bus, c)
+
     # Let it go idle again, then submit: SubmitJob itself activates.
     c.pump(lambda: not c.name_has_owner(NAME), 5)
     check(not c.name_has_owner(NAME), "name released when idle")
@@ -78,6 +85,49 @@ def run(bus):
     c.close()
 
 
+def submit_while_releasing_name(bus, c):
+    """With the bus stopped, a SubmitJob waits in it while the daemon's idle timer fires and its
+    ReleaseName waits too; resumed, the bus routes the SubmitJob to the daemon first."""
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")
+    old = c.daemon_pid()
+    out = tempfile.mkdtemp(prefix="asyncd-idle-race-")
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    tasks = [(f"{nginx}/flags/ad/ad.gif", "")]
+    reply = {}
+
+    def on_reply(conn, result, _):
+        try:
+            reply["ok"] = conn.call_with_unix_fd_list_finish(result)[0].unpack()
+        except GLib.Error as e:
+            reply["error"] = Gio.DBusError.get_remote_error(e)
+
+    time.sleep(0.5)
+    os.kill(bus.proc.pid, signal.SIGSTOP)
+    try:
+        c.conn.call_with_unix_fd_list(NAME, MANAGER_PATH, MANAGER, "SubmitJob",
+                                      GLib.Variant("(a(ss)ha{sv}t)", (tasks, 0, {}, 0)), GLib.VariantType("(to)"),
+                                      Gio.DBusCallFlags.NONE, 20000, Gio.UnixFDList.new_from_array([os.dup(fd)]), None,
+                                      on_reply, None)
+        c.conn.flush_sync(None)
+        time.sleep(1.2)         # the idle time (1 s) passes: asyncd gives up its name
+    finally:
+        os.kill(bus.proc.pid, signal.SIGCONT)
+    os.close(fd)
+    c.pump(lambda: reply, 20)
+    if "ok" in reply:
+        # Routed after the release (the bus activated a new instance): the job must be reachable.
+        job_id, path = reply["ok"]
+        name, _ = dbus_error(lambda: c.call(MANAGER_PATH, MANAGER, "GetJob", "t", (job_id,), "(o)"))
+        check(name is None and c.daemon_pid() != old, f"a job accepted during the release is reachable ({name})")
+    else:
+        check(reply.get("error") == "io.asyncd1.Error.ShuttingDown",
+              f"SubmitJob while the name is released: refused with ShuttingDown ({reply})")
+        job_id, path = c.submit(tasks, out)
+    c.pump(lambda: c.job_signals(path, "Finished"), 10)
+    check(os.listdir(out) == ["ad.gif"] and c.daemon_pid() != old, f"the job ran, in a new instance: {os.listdir(out)}")
+    c.signals.clear()       # the next instance numbers its jobs from 1 again: the same paths
+
+
 if __name__ == "__main__":
-    from gi.repository import GLib
     main()
