@@ -1,19 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /* Engine against nginx serving the real flags: every flag saved byte-identical at several
- * concurrencies, unknown codes reported not_found without a file. */
+ * concurrencies, unknown codes reported not_found without a file; with the fsync option each file
+ * and its directory synced once, and nothing synced without it (fsync is wrapped to count). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "test-engine-util.h"
 
 static const char *const unknown_codes[] = { "xx", "qq", "zz" };
 
-static void run_flags(unsigned concurrency) {
+/* fsync() calls on the disk threads, by the kind of file. */
+static atomic_uint files_synced, directories_synced;
+
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
+int __wrap_fsync(int fd) {
+        struct stat st;
+
+        if (fstat(fd, &st) >= 0)
+                atomic_fetch_add(S_ISDIR(st.st_mode) ? &directories_synced : &files_synced, 1);
+        return __real_fsync(fd);
+}
+
+static void run_flags(unsigned concurrency, bool fsync) {
         const char *base = test_env("ASYNCD_TEST_NGINX_URL");
         char **codes = NULL;
         size_t n = test_flag_codes(&codes), total = n + ELEMENTSOF(unknown_codes);
@@ -29,7 +45,10 @@ static void run_flags(unsigned concurrency) {
                 all[n + i] = unknown_codes[i];
 
         test_run_init(&t, 0);
+        atomic_store(&files_synced, 0);
+        atomic_store(&directories_synced, 0);
         o.concurrency = concurrency;
+        o.fsync = fsync;
         j = test_job_start(&t, test_tasks_from_codes(base, all, total), total, &o);
         test_run_until_finished(&t, 1);
 
@@ -62,6 +81,8 @@ static void run_flags(unsigned concurrency) {
         /* Exactly the 194 flags, no temporary file. */
         assert_int_equal(test_count_files(&t, false), 194);
         assert_int_equal(test_count_files(&t, true), 0);
+        assert_int_equal(atomic_load(&files_synced), fsync ? 194 : 0);
+        assert_int_equal(atomic_load(&directories_synced), fsync ? 194 : 0);
         printf("concurrency %u: %u ok, %u not found, %llu bytes\n", concurrency, j->counts[TASK_OK],
                j->counts[TASK_NOT_FOUND], (unsigned long long) j->bytes_downloaded);
 
@@ -72,15 +93,19 @@ static void run_flags(unsigned concurrency) {
 }
 
 static void test_flags_concurrency_5(void **state) {
-        run_flags(5);
+        run_flags(5, false);
 }
 
 static void test_flags_concurrency_20(void **state) {
-        run_flags(20);
+        run_flags(20, false);
 }
 
 static void test_flags_concurrency_100(void **state) {
-        run_flags(100);
+        run_flags(100, false);
+}
+
+static void test_flags_fsync(void **state) {
+        run_flags(20, true);
 }
 
 int main(void) {
@@ -88,6 +113,7 @@ int main(void) {
                 cmocka_unit_test(test_flags_concurrency_5),
                 cmocka_unit_test(test_flags_concurrency_20),
                 cmocka_unit_test(test_flags_concurrency_100),
+                cmocka_unit_test(test_flags_fsync),
         };
 
         if (!test_env("ASYNCD_TEST_NGINX_URL") || !test_env("ASYNCD_FIXTURES")) {

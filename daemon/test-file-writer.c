@@ -35,6 +35,7 @@ typedef struct Fixture {
 } Fixture;
 
 /* Injected failures, set by a test and cleared by teardown. */
+static bool fail_file_fsync;            /* fsync() of a regular file: EIO */
 static bool fail_directory_fsync;       /* fsync() of a directory: EIO */
 static bool fail_named_temp_close;      /* close() of a .#asyncd.* file: EIO, as NFS reports late write errors */
 static bool refuse_tmpfile;             /* openat(O_TMPFILE): EOPNOTSUPP, as on a file system without it */
@@ -44,7 +45,8 @@ int __wrap_fsync(int fd);
 int __wrap_fsync(int fd) {
         struct stat st;
 
-        if (fail_directory_fsync && fstat(fd, &st) >= 0 && S_ISDIR(st.st_mode)) {
+        if ((fail_file_fsync || fail_directory_fsync) && fstat(fd, &st) >= 0 &&
+            (S_ISDIR(st.st_mode) ? fail_directory_fsync : fail_file_fsync)) {
                 errno = EIO;
                 return -1;
         }
@@ -120,7 +122,7 @@ static int teardown(void **state) {
         Fixture *f = *state;
         char cmd[128];
 
-        fail_directory_fsync = fail_named_temp_close = refuse_tmpfile = false;
+        fail_file_fsync = fail_directory_fsync = fail_named_temp_close = refuse_tmpfile = false;
         disk_pool_free(f->pool);
         sd_event_unref(f->event);
         safe_close(f->dirfd);
@@ -293,10 +295,20 @@ static void test_disk_error_while_full(void **state) {
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
 }
 
-/* With fsync, a directory that cannot be synced fails the task, and a failed task leaves no file. */
-static void test_directory_fsync_failure(void **state) {
+/* With fsync, a file or a directory that cannot be synced fails the task, and a failed task leaves
+ * no file. */
+static void test_fsync_failures(void **state) {
         Fixture *f = *state;
         FileWriter *w;
+
+        fail_file_fsync = true;
+        w = new_writer_flags(f, "a.bin", FILE_WRITER_FSYNC);
+        write_body(w, 5000, 5000, SIZE_MAX);
+        assert_true(run_to_end(f, w, true) < 0);
+        assert_string_equal(file_writer_error_message(w), "cannot fsync a.bin: Input/output error");
+        file_writer_free(w);
+        assert_string_equal(listing(f), "");
+        fail_file_fsync = false;
 
         fail_directory_fsync = true;
         w = new_writer_flags(f, "a.bin", FILE_WRITER_FSYNC);
@@ -406,7 +418,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_announced_length_not_trusted, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_length, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_disk_error_while_full, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_directory_fsync_failure, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fsync_failures, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_overwrite_unnamed_until_complete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_named_temp_close_failure, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_long_name_in_message, setup, teardown),

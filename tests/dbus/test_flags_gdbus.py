@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A GDBus client runs the flags job through the real asyncd on a private session bus: every result
 arrives exactly once, in seq order, Finished comes last, the files equal the fixtures; a second
-client attaching late catches up with GetResults."""
+client attaching late catches up with GetResults. A job of 70,000 tasks, cancelled at once: its
+results come in Completed batches of at most 4,096, and GetResults/GetTasks in pages of 65,536."""
 
 import filecmp
 import os
@@ -21,6 +22,7 @@ def main():
     daemon = Daemon(bus)
     try:
         run(bus, nginx, delay, fixtures)
+        large_job(bus, delay)
     finally:
         check(daemon.stop() == 0, "asyncd exits 0 on SIGTERM")
         bus.stop()
@@ -113,6 +115,27 @@ def run(bus, nginx, delay, fixtures):
     check(temporary_files(out2) == [] and len(os.listdir(out2)) == 40, "40 files, no temporary files")
     for client in (a, b, c):
         client.close()
+
+
+def large_job(bus, delay):
+    n = 70000
+    out = tempfile.mkdtemp(prefix="asyncd-large-")
+    c = Client(bus.address)
+    c.subscribe()
+    tasks = [(f"{delay}/flags/ad/ad.gif", f"t{i}") for i in range(n)]
+    job_id, path = c.submit(tasks, out, {"concurrency": GLib_u(1)})
+    c.call(path, JOB, "Cancel")
+    check(c.pump(lambda: c.job_signals(path, "Finished"), 120), "70,000 tasks cancelled: Finished")
+    batches = [args[0] for args in c.job_signals(path, "Completed")]
+    check(max(map(len, batches)) <= 4096 and [r[0] for b in batches for r in b] == list(range(n)),
+          f"every result once, in Completed batches of at most 4,096 (largest {max(map(len, batches))})")
+    for method, signature in (("GetResults", "(a(uusutss)u)"), ("GetTasks", "(a(ss)u)")):
+        first, cursor = c.call(path, JOB, method, "uu", (0, 0xffffffff), signature)
+        rest, end = c.call(path, JOB, method, "uu", (cursor, 0xffffffff), signature)
+        check((len(first), cursor, len(rest), end) == (65536, 65536, n - 65536, n),
+              f"{method}: pages of 65,536 ({len(first)}, {cursor}, {len(rest)}, {end})")
+    check(os.listdir(out) == [], "no file")
+    c.close()
 
 
 def GLib_u(v):
