@@ -313,8 +313,10 @@ printf '%s %s\n' "$BASE/trickle/1/piece/1024/bytes/50000000" big1 "$BASE/trickle
 rc=$?
 check "asyncctl submit --no-wait --overwrite returns at once with a job id ($(cat /tmp/slow.out))" \
         test $rc = 0 -a -n "$(grep -E '^[0-9]+$' /tmp/slow.out)"
-check "both downloads are under way (two .#asyncd.* files appear)" \
-        wait_until 20 sh -c "[ \$(find $SLOW -maxdepth 1 -name '.#asyncd.*' | wc -l) = 2 ]"
+# Files that replace others have no name until complete: the daemon's descriptors show them.
+check "both downloads are under way (the daemon writes two unnamed files in $SLOW)" \
+        wait_until 20 sh -c "[ \$(find /proc/\$(systemctl show -P MainPID $UNIT)/fd -lname '$SLOW/*' | wc -l) = 2 ]"
+expect_eq "no temporary name while they download" 0 "$(count_temps "$SLOW")"
 find "$SLOW" -mindepth 1 -printf "%M %u %s %f\n" | sort -k4 | indent
 status_text=$(prop "$UNIT" StatusText)
 check "STATUS= reflects the running job: \"$status_text\"" grep -q '^1 running job' <<<"$status_text"
