@@ -369,10 +369,14 @@ static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         uint64_t id;
         int r;
 
-        if (e && submit_retryable(e, w->submit_attempts) && w->n_interrupts == 0 &&
-            sd_event_add_time_relative(w->event, NULL, CLOCK_MONOTONIC, SUBMIT_RETRY_USEC, 0,
-                                       on_submit_retry, w) >= 0)
-                return 0;
+        if (e && submit_retryable(e, w->submit_attempts)) {
+                /* Interrupted while the daemon was on its way out: no job, nothing to cancel. */
+                if (w->n_interrupts > 0)
+                        return sd_event_exit(w->event, 0);
+                if (sd_event_add_time_relative(w->event, NULL, CLOCK_MONOTONIC, SUBMIT_RETRY_USEC, 0,
+                                               on_submit_retry, w) >= 0)
+                        return 0;
+        }
         if (e) {
                 r = sd_bus_error_copy(&w->submit_error, e);
                 return sd_event_exit(w->event, r < 0 ? r : 0);

@@ -40,7 +40,7 @@ struct CurlGlue {
         curl_glue_done_t on_done;
         curl_glue_batch_t on_batch;
         void *userdata;
-        unsigned running;
+        unsigned n_handles;             /* easy handles in the multi handle, running or not collected */
         bool kick;                      /* curl asked to be called again at once */
         long max_connections;           /* CURLMOPT_MAXCONNECTS, 0 = libcurl's default */
 
@@ -99,8 +99,7 @@ static void watch_apply(CurlGlue *g, int fd) {
 
                 log_debug_errno(errno, "Failed to watch curl socket %i: %m", fd);
                 /* Tell curl, so that the transfer fails instead of hanging. */
-                if (curl_multi_socket_action(g->multi, fd, CURL_CSELECT_ERR, &running) == CURLM_OK)
-                        g->running = running;
+                (void) curl_multi_socket_action(g->multi, fd, CURL_CSELECT_ERR, &running);
                 (void) sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
                 want = 0;
         }
@@ -162,7 +161,6 @@ static int on_sockets(sd_event_source *s, int fd, uint32_t revents, void *userda
                                 action |= CURL_CSELECT_ERR;
                         if (curl_multi_socket_action(g->multi, sock, action, &running) != CURLM_OK)
                                 log_debug("curl_multi_socket_action() failed on fd %i.", sock);
-                        g->running = running;
                 }
                 if (n < (int) ELEMENTSOF(events))
                         break;
@@ -298,7 +296,8 @@ static bool dispatch_done(CurlGlue *g) {
                 n++;
         }
         for (size_t i = 0; i < n; i++) {
-                (void) curl_multi_remove_handle(g->multi, done[i].easy);
+                if (curl_multi_remove_handle(g->multi, done[i].easy) == CURLM_OK)
+                        g->n_handles--;
                 g->on_done(g, done[i].easy, done[i].result, g->userdata);
         }
         return n > 0;
@@ -323,7 +322,6 @@ static void drive(CurlGlue *g) {
                 g->kick = false;
                 if (curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
                         log_debug("curl_multi_socket_action() failed on timeout.");
-                g->running = running;
         }
         /* Whatever is left waits for the next iteration. */
         (void) sd_event_source_set_enabled(g->defer, SD_EVENT_ONESHOT);
@@ -439,7 +437,7 @@ int curl_glue_close_connections(CurlGlue *g) {
          * transfer ends or needs one), but a multi handle closes them all when it goes: swap in a
          * new one. curl_multi_cleanup() closes the sockets through on_close_socket() and may call
          * on_socket()/on_curl_timer(), which only touch the glue's own state. */
-        if (g->running > 0)
+        if (g->n_handles > 0)
                 return -EBUSY;
         r = new_multi(g, &fresh);
         if (r < 0)
@@ -452,15 +450,15 @@ int curl_glue_close_connections(CurlGlue *g) {
 int curl_glue_add(CurlGlue *g, CURL *easy) {
         if (curl_multi_add_handle(g->multi, easy) != CURLM_OK)
                 return -EIO;
-        g->running++;
+        g->n_handles++;
         return 0;
 }
 
 void curl_glue_remove(CurlGlue *g, CURL *easy) {
-        /* No curl_multi_socket_action() may follow to count it out, and a count that stays up
-         * would keep the idle connections open for good (curl_glue_close_connections()). */
-        if (curl_multi_remove_handle(g->multi, easy) == CURLM_OK && g->running > 0)
-                g->running--;
+        /* A handle that stayed counted would keep the idle connections open for good
+         * (curl_glue_close_connections()). */
+        if (curl_multi_remove_handle(g->multi, easy) == CURLM_OK)
+                g->n_handles--;
 }
 
 CURL *curl_glue_get_easy(CurlGlue *g) {
@@ -499,10 +497,6 @@ void curl_glue_put_easy(CurlGlue *g, CURL *easy) {
 
 void curl_glue_set_batch_callback(CurlGlue *g, curl_glue_batch_t on_batch) {
         g->on_batch = on_batch;
-}
-
-unsigned curl_glue_running(CurlGlue *g) {
-        return g->running;
 }
 
 CURLM *curl_glue_multi(CurlGlue *g) {

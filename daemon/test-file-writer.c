@@ -32,6 +32,7 @@ typedef struct Fixture {
         int result;
         bool finished;
         bool drained;
+        struct rlimit saved_fsize;
 } Fixture;
 
 /* Injected failures, set by a test and cleared by teardown. */
@@ -108,6 +109,7 @@ static int setup(void **state) {
         Fixture *f = calloc(1, sizeof(*f));
 
         assert_non_null(f);
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &f->saved_fsize), 0);
         assert_int_equal(sd_event_new(&f->event), 0);
         assert_int_equal(disk_pool_new(&f->pool, f->event, 1), 0);
         strcpy(f->dir, "/tmp/asyncd-writer-XXXXXX");
@@ -123,6 +125,8 @@ static int teardown(void **state) {
         char cmd[128];
 
         fail_file_fsync = fail_directory_fsync = fail_named_temp_close = refuse_tmpfile = false;
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &f->saved_fsize), 0);
+        assert_ptr_not_equal(signal(SIGXFSZ, SIG_DFL), SIG_ERR);
         disk_pool_free(f->pool);
         sd_event_unref(f->event);
         safe_close(f->dirfd);
@@ -267,13 +271,11 @@ static void test_unknown_length(void **state) {
  * come, and the next write must report the failure, not ask to wait again for ever. */
 static void test_disk_error_while_full(void **state) {
         Fixture *f = *state;
-        struct rlimit saved, small = { .rlim_cur = 64 * 1024 };
+        struct rlimit small = { .rlim_cur = 64 * 1024, .rlim_max = f->saved_fsize.rlim_max };
         FileWriter *w;
         size_t written = 0;
         char chunk[16384] = {};
 
-        assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
-        small.rlim_max = saved.rlim_max;
         assert_ptr_not_equal(signal(SIGXFSZ, SIG_IGN), SIG_ERR);
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
 
@@ -291,8 +293,6 @@ static void test_disk_error_while_full(void **state) {
         assert_string_equal(file_writer_error_message(w), "cannot write big.bin: File too large");
         file_writer_free(w);
         assert_string_equal(listing(f), "");
-
-        assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
 }
 
 /* With fsync, a file or a directory that cannot be synced fails the task, and a failed task leaves

@@ -26,6 +26,7 @@ Scenarios (results complete in task order; seq = index):
   refuse     InvalidArgs "task 0: scripted refusal"
   exiting*   (any name starting so) the first 3 SubmitJob calls get io.asyncd1.Error.ShuttingDown
              (a daemon on its way out), the 4th is served like normal
+  slowexit   every SubmitJob call gets io.asyncd1.Error.ShuttingDown, 0.5 s late
   stopping   every SubmitJob call gets io.asyncd1.Error.ShuttingDown
 
 Usage: fake-asyncd.py DBUS_XML_DIR   (prints "READY" on stdout once the name is owned)
@@ -227,9 +228,13 @@ def run_scenario(job, invocation):
 def on_manager_call(connection, sender, path, interface, method, params, invocation):
     if method == "SubmitJob":
         tasks, _fd_index, options, flags = params.unpack()
-        name = options.get("name")
+        name = options.get("name", "")
         if name == "refuse":
             invocation.return_dbus_error("org.freedesktop.DBus.Error.InvalidArgs", "task 0: scripted refusal")
+            return
+        if name == "slowexit":
+            GLib.timeout_add(500, lambda: invocation.return_dbus_error("io.asyncd1.Error.ShuttingDown",
+                                                                       "asyncd is shutting down") or False)
             return
         if name == "stopping" or (name.startswith("exiting") and refusals.get(name, 0) < 3):
             refusals[name] = refusals.get(name, 0) + 1

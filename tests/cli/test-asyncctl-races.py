@@ -187,11 +187,21 @@ def test_shutting_down_retried():
           f"a daemon that keeps refusing: exit {p.returncode} after {elapsed:.1f} s, {p.stderr!r}")
 
 
+def test_ctrl_c_while_retrying():
+    """Ctrl-C while a retried SubmitJob waits for its answer: interrupted (130), not "refused"."""
+    proc = subprocess.Popen([ASYNCCTL, "--user", "submit", "--name", "slowexit", "-o", "/tmp", *URLS],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)         # the first refusal came at 0.5 s, the retry went out at 0.6 s
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    check(proc.returncode == 130 and "refused" not in err, f"exit {proc.returncode}, {err!r}")
+
+
 CASES = [test_normal, test_signals_before_reply, test_duplicates_dropped, test_gap_filled_from_getresults,
          test_lost_tail_fetched_at_finished, test_missing_finished, test_impostor_and_other_jobs_ignored,
          test_json_exactly_once, test_watch_exactly_once, test_refused, test_ctrl_c_while_running,
          test_ctrl_c_before_reply, test_double_ctrl_c_stops_waiting, test_shutting_down_retried,
-         test_daemon_vanishes]
+         test_ctrl_c_while_retrying, test_daemon_vanishes]
 
 
 def main():
