@@ -7,6 +7,7 @@ asyncd is started fresh for every measured run, so that its VmHWM is the peak of
 that run alone and no finished job of an earlier run stays in its memory.
 """
 
+import functools
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ NAME = "io.asyncd1"
 UNIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "units", "asyncd.service.in")
 
 
+@functools.cache
 def unit_environment(path=UNIT):
     """The Environment= assignments of asyncd's unit: the daemon is measured in the environment
     systemd gives it."""

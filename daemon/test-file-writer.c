@@ -228,6 +228,27 @@ static void commit_and_check(Fixture *f, FileWriter *w, const char *name, size_t
         check_file(f, name, size);
 }
 
+/* Saves a file of size bytes under name. */
+static void save_file(Fixture *f, const char *name, FileWriterFlags flags, size_t size) {
+        FileWriter *w = new_writer_flags(f, name, flags);
+
+        write_body(w, size, size, SIZE_MAX);
+        commit_and_check(f, w, name, size);
+        file_writer_free(w);
+}
+
+/* A body of size bytes for name fails at commit with message (unless NULL). */
+static void expect_commit_failure(Fixture *f, const char *name, FileWriterFlags flags, size_t size,
+                                  const char *message) {
+        FileWriter *w = new_writer_flags(f, name, flags);
+
+        write_body(w, size, size, SIZE_MAX);
+        assert_true(run_to_end(f, w, true) < 0);
+        if (message)
+                assert_string_equal(file_writer_error_message(w), message);
+        file_writer_free(w);
+}
+
 static void test_announced_length_sizes_buffer(void **state) {
         Fixture *f = *state;
         FileWriter *w;
@@ -299,34 +320,21 @@ static void test_disk_error_while_full(void **state) {
  * no file. */
 static void test_fsync_failures(void **state) {
         Fixture *f = *state;
-        FileWriter *w;
 
         fail_file_fsync = true;
-        w = new_writer_flags(f, "a.bin", FILE_WRITER_FSYNC);
-        write_body(w, 5000, 5000, SIZE_MAX);
-        assert_true(run_to_end(f, w, true) < 0);
-        assert_string_equal(file_writer_error_message(w), "cannot fsync a.bin: Input/output error");
-        file_writer_free(w);
+        expect_commit_failure(f, "a.bin", FILE_WRITER_FSYNC, 5000, "cannot fsync a.bin: Input/output error");
         assert_string_equal(listing(f), "");
         fail_file_fsync = false;
 
         fail_directory_fsync = true;
-        w = new_writer_flags(f, "a.bin", FILE_WRITER_FSYNC);
-        write_body(w, 5000, 5000, SIZE_MAX);
-        assert_true(run_to_end(f, w, true) < 0);
-        assert_string_equal(file_writer_error_message(w), "cannot fsync the directory of a.bin: Input/output error");
-        file_writer_free(w);
+        expect_commit_failure(f, "a.bin", FILE_WRITER_FSYNC, 5000,
+                              "cannot fsync the directory of a.bin: Input/output error");
         assert_string_equal(listing(f), "");
 
         /* Replacing a file: the old one is gone once the new one is renamed over it, so the new
          * one stays (io.asyncd1(5) says so), with the error. */
-        write_body(w = new_writer_flags(f, "b.bin", 0), 100, 100, SIZE_MAX);
-        commit_and_check(f, w, "b.bin", 100);
-        file_writer_free(w);
-        w = new_writer_flags(f, "b.bin", FILE_WRITER_FSYNC | FILE_WRITER_OVERWRITE);
-        write_body(w, 7000, 7000, SIZE_MAX);
-        assert_true(run_to_end(f, w, true) < 0);
-        file_writer_free(w);
+        save_file(f, "b.bin", 0, 100);
+        expect_commit_failure(f, "b.bin", FILE_WRITER_FSYNC | FILE_WRITER_OVERWRITE, 7000, NULL);
         assert_string_equal(listing(f), "b.bin");
         check_file(f, "b.bin", 7000);
 }
@@ -339,10 +347,7 @@ static void test_overwrite_unnamed_until_complete(void **state) {
         char prefix[80], link[64], target[PATH_MAX];
         bool open_in_dir = false;
 
-        write_body(w = new_writer_flags(f, "c.bin", 0), 10, 10, SIZE_MAX);
-        commit_and_check(f, w, "c.bin", 10);
-        file_writer_free(w);
-
+        save_file(f, "c.bin", 0, 10);
         w = new_writer_flags(f, "c.bin", FILE_WRITER_OVERWRITE);
         write_body(w, 300 * 1024, 16384, SIZE_MAX);
         /* Until the pool has created the file (a descriptor into the directory): */
@@ -368,19 +373,12 @@ static void test_overwrite_unnamed_until_complete(void **state) {
  * close() is where NFS reports write errors it could not report at write(). */
 static void test_named_temp_close_failure(void **state) {
         Fixture *f = *state;
-        FileWriter *w;
 
         refuse_tmpfile = true;
-        write_body(w = new_writer_flags(f, "d.bin", 0), 3000, 3000, SIZE_MAX);
-        commit_and_check(f, w, "d.bin", 3000);
-        file_writer_free(w);
+        save_file(f, "d.bin", 0, 3000);
 
         fail_named_temp_close = true;
-        w = new_writer_flags(f, "e.bin", 0);
-        write_body(w, 3000, 3000, SIZE_MAX);
-        assert_true(run_to_end(f, w, true) < 0);
-        assert_string_equal(file_writer_error_message(w), "cannot write e.bin: Input/output error");
-        file_writer_free(w);
+        expect_commit_failure(f, "e.bin", 0, 3000, "cannot write e.bin: Input/output error");
         assert_string_equal(listing(f), "d.bin");
 }
 
@@ -388,7 +386,6 @@ static void test_named_temp_close_failure(void **state) {
 static void test_long_name_in_message(void **state) {
         Fixture *f = *state;
         char name[256], expected[400];
-        FileWriter *w;
         int fd;
 
         memset(name, 'x', 255);
@@ -396,20 +393,12 @@ static void test_long_name_in_message(void **state) {
         fd = openat(f->dirfd, name, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
         assert_true(fd >= 0);
         close(fd);
-        w = new_writer_flags(f, name, 0);
-        write_body(w, 10, 10, SIZE_MAX);
-        assert_true(run_to_end(f, w, true) < 0);
         snprintf(expected, sizeof(expected), "%s already exists", name);
-        assert_string_equal(file_writer_error_message(w), expected);
-        file_writer_free(w);
+        expect_commit_failure(f, name, 0, 10, expected);
 
         fail_directory_fsync = true;
-        w = new_writer_flags(f, name + 1, FILE_WRITER_FSYNC);
-        write_body(w, 10, 10, SIZE_MAX);
-        assert_true(run_to_end(f, w, true) < 0);
         snprintf(expected, sizeof(expected), "cannot fsync the directory of %s: Input/output error", name + 1);
-        assert_string_equal(file_writer_error_message(w), expected);
-        file_writer_free(w);
+        expect_commit_failure(f, name + 1, FILE_WRITER_FSYNC, 10, expected);
 }
 
 int main(void) {

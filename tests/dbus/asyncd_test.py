@@ -6,6 +6,7 @@ Environment (set by meson): ASYNCD_BIN, ASYNCD_TEST_SESSION_BUS_CONF, ASYNCD_TES
 ASYNCD_FIXTURES; ASYNCD_TEST_NGINX_URL and ASYNCD_TEST_FAULT_*_URL from with-servers.py.
 """
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -129,6 +130,18 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+@contextlib.contextmanager
+def session_daemon(*args, **kwargs):
+    """A private session bus with the real asyncd on it, both stopped afterwards."""
+    bus = Bus("session")
+    daemon = Daemon(bus, *args, **kwargs)
+    try:
+        yield bus, daemon
+    finally:
+        daemon.stop()
+        bus.stop()
 
 
 class Client:

@@ -15,37 +15,22 @@ import time
 from gi.repository import GLib
 
 from asyncd_test import (JOB, MANAGER, MANAGER_PATH, Bus, Client, Daemon, check, dbus_error, env, finish,
-                         files_being_written, flag_codes)
+                         files_being_written, flag_codes, session_daemon)
 
 INVALID = "org.freedesktop.DBus.Error.InvalidArgs"
 
 
 def main():
-    bus = Bus("session")
-    daemon = Daemon(bus, "--max-tasks-per-job=500", "--max-jobs-per-owner=3")
-    try:
+    with session_daemon("--max-tasks-per-job=500", "--max-jobs-per-owner=3") as (bus, daemon):
         cancel_from_other_client(bus)
         bad_input(bus)
         odd_servers(bus)
         limits(bus)
         sigterm_mid_job(bus, daemon)
-    finally:
-        daemon.stop()
-        bus.stop()
-    bus = Bus("session")
-    daemon = Daemon(bus)
-    try:
+    with session_daemon() as (bus, daemon):
         sigterm_mid_job(bus, daemon, signal.SIGHUP, "Hangup")
-    finally:
-        daemon.stop()
-        bus.stop()
-    bus = Bus("session")
-    daemon = Daemon(bus)
-    try:
+    with session_daemon() as (bus, daemon):
         sigkill_mid_job(bus, daemon)
-    finally:
-        daemon.stop()
-        bus.stop()
     descriptor_limit()
     idle_connections_closed()
     bus_lost()
