@@ -10,7 +10,7 @@ packages=(
         libsystemd-dev libcurl4-openssl-dev libjson-c-dev libcmocka-dev
         systemd dbus dbus-bin libglib2.0-bin python3 python3-gi
         nginx-light curl util-linux iproute2 procps bash-completion
-        valgrind mandoc systemd-container debootstrap openssl ca-certificates
+        valgrind gdb mandoc systemd-container debootstrap openssl ca-certificates
 )
 if [ "${1:-}" = "--bench" ]; then
         packages+=(aria2 wget2 python3-aiohttp wrk hyperfine linux-perf time)

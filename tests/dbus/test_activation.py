@@ -1,13 +1,17 @@
 #!/usr/bin/python3
 """D-Bus activation and idle exit: a call to io.asyncd1 starts asyncd; with no jobs it releases
 its name and exits after the idle time; calls made all along are answered, by the old or a newly
-activated instance (none lost); a SubmitJob that reaches the instance while it gives up its name
+activated instance (none lost), including one that reaches the instance after its idle timer
+fired (gdb holds it there), since it releases its name before exiting; a SubmitJob that reaches the instance while it gives up its name
 is refused with ShuttingDown (a job there would be unreachable), and the retry runs; a finished job
 is kept for --keep-finished, then removed with InterfacesRemoved, and only then does the daemon go
 idle."""
 
 import os
+import select
+import shutil
 import signal
+import subprocess
 import tempfile
 import time
 
@@ -65,6 +69,7 @@ def run(bus):
     check(not alive(pid), "the first instance exited after being idle")
     check(len(pids) >= 2, f"later calls activated new instances: pids {sorted(pids)}")
 
+    call_while_idle_timer_fires(c)
     submit_while_releasing_name(bus, c)
 
     # Let it go idle again, then submit: SubmitJob itself activates.
@@ -83,6 +88,73 @@ def run(bus):
     c.pump(lambda: not alive(pid), 5)
     check(not alive(pid), "then the daemon exits on idle")
     c.close()
+
+
+class Debugger:
+    """gdb attached to a process, to hold it at a breakpoint while the test acts."""
+
+    def __init__(self, pid):
+        gdb = shutil.which("gdb")
+        check(gdb is not None, "gdb installed (scripts/install-deps.sh)")
+        self.proc = subprocess.Popen([gdb, "-q", "-nx", "-p", str(pid), "-ex", "set pagination off",
+                                      "-ex", "set confirm off"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.output = ""
+
+    def send(self, *commands):
+        self.proc.stdin.write("".join(f"{c}\n" for c in commands))
+        self.proc.stdin.flush()
+
+    def wait_for(self, text, timeout):
+        """gdb's prompt ends no line: read what comes, not lines."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output and time.monotonic() < deadline:
+            if select.select([self.proc.stdout], [], [], 0.1)[0]:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                self.output += chunk.decode(errors="replace")
+        return text in self.output
+
+    def close(self):
+        self.send("detach", "quit")
+        try:
+            self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def call_while_idle_timer_fires(c):
+    """A call that the bus routes to the daemon after its idle timer fired, but before it let go of
+    its name, is served: asyncd releases the name first and exits only when nothing is left.
+    gdb holds the daemon at the start of on_idle_timer() while the call is routed to it."""
+    c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")
+    pid = c.daemon_pid()
+    gdb = Debugger(pid)
+    reply = {}
+    try:
+        gdb.send("break on_idle_timer", "continue")
+        hit = gdb.wait_for(" on_idle_timer (", 60)
+        check(hit, "gdb: the idle timer fired" + ("" if hit else ": " + gdb.output[-2000:]))
+
+        def on_reply(conn, result, _):
+            try:
+                reply["ok"] = conn.call_finish(result).unpack()
+            except GLib.Error as e:
+                reply["error"] = Gio.DBusError.get_remote_error(e) or e.message
+
+        c.conn.call(NAME, MANAGER_PATH, MANAGER, "ListJobs", None, GLib.VariantType("(a(tossuuuuu))"),
+                    Gio.DBusCallFlags.NONE, 20000, None, on_reply, None)
+        c.conn.flush_sync(None)
+        time.sleep(0.3)         # the bus routes it to the held daemon, which still owns the name
+        check(alive(pid) and c.daemon_pid() == pid, "the held daemon still owns the name")
+    finally:
+        gdb.close()
+    c.pump(lambda: reply, 20)
+    check(reply.get("ok") == ([],), f"a call routed to the daemon as its idle timer fired is answered ({reply})")
+    c.pump(lambda: not alive(pid), 10)
+    check(not alive(pid), "then that instance exits")
 
 
 def submit_while_releasing_name(bus, c):
