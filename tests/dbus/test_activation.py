@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""D-Bus activation and idle exit: a call to io.asyncd1 starts asyncd; with no jobs it releases
-its name and exits after the idle time; calls made all along are answered, by the old or a newly
+"""D-Bus activation and idle exit: a call to io.asyncd1 starts asyncd; with no jobs it releases its
+name and exits after the idle time; calls made all along are answered, by the old or a newly
 activated instance (none lost), including one that reaches the instance after its idle timer
-fired (gdb holds it there), since it releases its name before exiting; a SubmitJob that reaches the instance while it gives up its name
-is refused with ShuttingDown (a job there would be unreachable), and the retry runs; a finished job
-is kept for --keep-finished, then removed with InterfacesRemoved, and only then does the daemon go
-idle."""
+fired (gdb holds it there), since it releases its name before exiting; a SubmitJob that reaches
+the instance while it gives up its name is refused with ShuttingDown (a job there would be
+unreachable), and the retry runs; a finished job is kept for --keep-finished, then removed with
+InterfacesRemoved, and only then does the daemon go idle."""
 
 import os
 import select
