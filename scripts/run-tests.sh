@@ -19,11 +19,12 @@ import json, sys
 ok = bad = 0
 for line in open(sys.argv[1]):
     r = json.loads(line)["result"]
-    if r in ("OK", "EXPECTEDFAIL", "SKIP"):
+    if r in ("OK", "EXPECTEDFAIL"):
         ok += 1
     else:
+        # A skip fails too: this script installed everything every test needs and runs as root.
         bad += 1
-        print(json.loads(line)["name"], file=sys.stderr)
+        print(json.loads(line)["name"], r, file=sys.stderr)
 print(ok, bad)
 PY
 )
