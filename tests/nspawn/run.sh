@@ -71,6 +71,11 @@ fi
 for tool in debootstrap systemd-nspawn meson flock timeout; do
         command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh installs it)"
 done
+# --private-network needs CAP_NET_ADMIN to bring up the container's loopback; without it
+# (e.g. when this runs in a container itself) nspawn only warns and every check on 127.0.0.1 fails.
+capeff=$(awk '$1 == "CapEff:" { print $2 }' /proc/self/status)
+(( 0x$capeff & (1 << 12) )) ||
+        die "no CAP_NET_ADMIN (nested in a container?): the container's loopback could not be set up"
 
 T0=$(date +%s.%N)
 elapsed() { awk -v t0="$T0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }'; }
