@@ -555,6 +555,16 @@ def test_terminal_shows_progress_bar():
     check(status == 3, f"-v on a terminal: exit {status}")
     check("br.gif \x1b[0;32mok\x1b[0m" in out and "it/s" not in out, f"coloured -v lines, no bar: {out!r}")
 
+    # One task: the final bar stays on its line too (drawn, then a newline, not erased).
+    status, out = run_in_terminal([ASYNCCTL, "--user", "submit", "-o", tmpdir(), flag_url("br")])
+    check(status == 0, f"one task on a terminal: exit {status}")
+    check(re.search(r"100%\|█+\| 1/1 [^\r\n]*\x1b\[K\r?\n", out), f"the final bar 1/1 is kept: {out!r}")
+
+    # -q wins over -v: no lines, no bar, no summary.
+    p = run("submit", "-q", "-v", "-o", tmpdir(), flag_url("de"), flag_url("xx"))
+    expect(p, 3, "submit -q -v")
+    check(p.stdout == "" and p.stderr == "", f"-q -v prints nothing: {p.stdout!r} {p.stderr!r}")
+
 
 def test_large_job_in_chunks():
     """A job larger than one message goes as SubmitJob + AddTasks chunks (chunk size lowered by
@@ -796,6 +806,14 @@ def test_cancel_finished_job():
     expect(p, 0, "cancel --json of a running job")
     check(json.loads(p.stdout) == [{"id": running, "cancelled": True, "state": "running"}], f"json: {p.stdout!r}")
     wait_for(lambda: job_json(running)["state"] == "cancelled", what="the job to be cancelled")
+    p = run("status", str(running))
+    expect(p, 0, "status of the cancelled job")
+    check("Tasks: 1/1 done: 0 ok, 0 not found, 0 errors, 1 cancelled\n" in p.stdout, f"its counts: {p.stdout!r}")
+
+    # A job that does not exist cannot be cancelled: an error, whatever the other ids did.
+    p = run("cancel", str(job_id), "999999")
+    expect(p, 1, "cancel of a finished and a missing job")
+    check("cannot cancel job 999999" in p.stderr, f"names the missing job: {p.stderr!r}")
 
 
 def man_text():
@@ -843,6 +861,21 @@ def test_help_and_man_agree():
     check("trailing" in man_paragraph(man, '.BR -i " '), "man: a trailing # is not a comment")
 
 
+def test_results_name_tasks_past_one_page():
+    """results and watch name tasks with Job.GetTasks, which returns at most 4,096 per call: in a
+    larger job the results of the last tasks carry their URL too."""
+    n = 4200
+    urls = [flag_url("br", SLOW, "/delay/5000") + f"?t={i}" for i in range(n)]
+    listing = write_list(f"{u} t{i}.gif" for i, u in enumerate(urls))
+    job_id = job_id_of(run("submit", "--no-wait", "-m", "1", "-o", tmpdir(), "-i", listing))
+    expect(run("cancel", str(job_id)), 0, "cancel")
+    wait_for(lambda: job_json(job_id)["state"] == "cancelled", what="the job to be cancelled")
+    results = results_json(job_id)
+    check(len(results) == n, f"{n} results, got {len(results)}")
+    missing = [r["index"] for r in results if r.get("url") != urls[r["index"]]]
+    check(not missing, f"every result names its URL; {len(missing)} do not, from index {min(missing or [0])}")
+
+
 CASES = [
     test_submit_concurrencies,
     test_concurrency_reaches_daemon,
@@ -868,6 +901,7 @@ CASES = [
     test_closed_stdout_cancels,
     test_write_errors_fail,
     test_cancel_finished_job,
+    test_results_name_tasks_past_one_page,
     test_help_and_man_agree,
 ]
 

@@ -8,7 +8,7 @@ import tempfile
 
 from gi.repository import GLib
 
-from asyncd_test import JOB, Bus, Client, Daemon, check, dbus_error, env, finish, flag_codes
+from asyncd_test import JOB, MANAGER_PATH, Bus, Client, Daemon, check, dbus_error, env, finish, flag_codes
 
 INVALID = "org.freedesktop.DBus.Error.InvalidArgs"
 
@@ -71,11 +71,18 @@ def run(bus):
     check(err == INVALID and "takes no more tasks" in msg, "AddTasks on a job submitted complete")
 
     # Cancel closes an open job; it finishes with what it had.
-    job3, path3 = c.submit([(f"{env('ASYNCD_TEST_FAULT_DELAY_URL')}/flags/br/br.gif", "")],
-                           tempfile.mkdtemp(prefix="asyncd-add-"), flags=1)
+    delay = env('ASYNCD_TEST_FAULT_DELAY_URL')
+    job3, path3 = c.submit([(f"{delay}/delay/5000/flags/br/br.gif", "")], tempfile.mkdtemp(prefix="asyncd-add-"),
+                           flags=1)
+    # The new Total is signalled at once, not only with the next result (none for 5 s here).
+    c.call(path3, JOB, "AddTasks", "a(ss)t", ([(f"{delay}/delay/5000/flags/de/de.gif", "")], 1))
+    check(c.pump(lambda: any(args[1].get("Total") == 2 for args in c.job_signals(path3, "PropertiesChanged")), 2),
+          "PropertiesChanged with the new Total after AddTasks")
     c.call(path3, JOB, "Cancel")
     check(c.pump(lambda: c.job_signals(path3, "Finished"), 10), "cancel finishes an open job")
     check(c.job_signals(path3, "Finished")[0][0] == "cancelled", "state cancelled")
+    check(c.pump(lambda: (job3, path3, "cancelled") in c.job_signals(MANAGER_PATH, "JobFinished"), 10),
+          "JobFinished on the manager carries the final state cancelled")
 
     # An open job whose client leaves the bus before the last chunk could never finish: cancelled.
     feeder = Client(bus.address)
@@ -87,6 +94,17 @@ def run(bus):
     check(c.pump(lambda: c.job_signals(path4, "Finished"), 10), "its client left: the open job finishes")
     check(c.job_signals(path4, "Finished") == [("cancelled", 6, 0, 0, 0)], "as cancelled, with its 6 files")
     check(len(os.listdir(out4)) == 6, "the files it had stay")
+    # Its 6 results were signalled before the cancel: the end must not add an empty Completed.
+    for p in (path, path3, path4):
+        check(all(len(args[0]) > 0 for args in c.job_signals(p, "Completed")),
+              f"{p}: every Completed carries at least one result")
+
+    # The last AddTasks may be empty: it only closes the job, which finishes then if its tasks are done.
+    job5, path5 = c.submit(urls[:2], tempfile.mkdtemp(prefix="asyncd-add-"), flags=1)
+    check(c.pump(lambda: len(c.completed_results(path5)) == 2, 20), "the open job ran its 2 tasks")
+    c.call(path5, JOB, "AddTasks", "a(ss)t", ([], 0))
+    check(c.pump(lambda: c.job_signals(path5, "Finished"), 10), "an empty last AddTasks finishes the job")
+    check(c.job_signals(path5, "Finished") == [("done", 2, 0, 0, 0)], "as done, with its 2 results")
     c.close()
 
 

@@ -68,6 +68,8 @@ def run(bus, nginx, delay, fixtures):
     props = [args for (p, m, args) in a.signals if p == path and m == "PropertiesChanged"]
     check(props and props[-1][1].get("State") == "done" and props[-1][1].get("Ok") == 194,
           "PropertiesChanged with the final State and counters")
+    check(props[-1][1].get("FinishedUSec", 0) == a.get_property(path, JOB, "FinishedUSec") > 0,
+          "the final PropertiesChanged carries FinishedUSec")
     check(order.index("Finished") > max(i for i, m in enumerate(order) if m == "PropertiesChanged"),
           "final PropertiesChanged before Finished")
     a.pump(lambda: any(m == "JobFinished" for (p, m, _) in a.signals), 10)

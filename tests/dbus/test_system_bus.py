@@ -37,6 +37,7 @@ out["GetState"] = call(path, "org.freedesktop.DBus.Properties", "Get", "(ss)", (
 out["GetResults"] = call(path, "io.asyncd1.Job", "GetResults", "(uu)", (0, 10))
 out["GetTasks"] = call(path, "io.asyncd1.Job", "GetTasks", "(uu)", (0, 10))
 out["Cancel"] = call(path, "io.asyncd1.Job", "Cancel")
+out["AddTasks"] = call(path, "io.asyncd1.Job", "AddTasks", "(a(ss)t)", ([("http://127.0.0.1:1/y.gif", "")], 0))
 out["CancelJob"] = call("/io/asyncd1", "io.asyncd1.Manager", "CancelJob", "(t)", (int(job_id),))
 out["Introspect"] = call("/io/asyncd1", "org.freedesktop.DBus.Introspectable", "Introspect")
 d = os.open(outdir, os.O_RDONLY | os.O_DIRECTORY)
@@ -110,6 +111,8 @@ def run(bus):
           "nobody: GetTasks of root's job -> AccessDenied from the daemon")
     check(r["Cancel"][0] == denied and "only its owner or root" in r["Cancel"][1], "nobody: Cancel -> AccessDenied")
     check(r["CancelJob"][0] == denied, "nobody: CancelJob -> AccessDenied")
+    check(r["AddTasks"][0] == denied and "only its owner or root" in r["AddTasks"][1],
+          "nobody: AddTasks on root's job -> AccessDenied, checked before whether the job takes tasks")
     check(r["SubmitJob"][0] == denied and "only root may submit" in r["SubmitJob"][1],
           "nobody: SubmitJob -> AccessDenied (root only on the system bus)")
     check(r["PropertiesSet"][0] == denied, "nobody: Properties.Set denied by the bus policy")
