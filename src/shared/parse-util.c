@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* parse-util: strict parsers for asyncctl's option values (ids, counts, time spans, sizes). */
 #include <errno.h>
-#include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,9 +17,11 @@ int parse_uint64(const char *s, uint64_t *ret) {
 
         errno = 0;
         v = strtoull(s, &end, 10);
+        if (*end != 0)
+                return -EINVAL;         /* "99999999999999999999h" is not a number, rather than one too large */
         if (errno == ERANGE)
                 return -ERANGE;
-        if (errno != 0 || *end != 0)
+        if (errno != 0)
                 return -EINVAL;
 
         *ret = (uint64_t) v;
@@ -54,47 +56,59 @@ int parse_job_id(const char *s, uint64_t *ret) {
         return 0;
 }
 
-/* A non-negative decimal number with an optional fraction ("2", "2.5", ".5"), followed by a unit
- * that the caller looks up. Exponents, signs, hex and "inf" are rejected, unlike strtod(). */
-static int parse_number_unit(const char *s, double *ret_value, const char **ret_unit) {
+/* A non-negative decimal number with an optional fraction ("2", "2.5", ".5"). Read digit by digit,
+ * not by strtod(): exact beyond 2^53, a '.' whatever the locale's decimal point (asyncctl calls
+ * setlocale()), and no exponents, signs, hex or "inf". */
+typedef struct Number {
+        uint64_t whole;
+        bool too_large;                 /* the whole part does not fit: -ERANGE, once the unit is known */
+        uint64_t fraction, denominator; /* the first 19 digits after the point: fraction / denominator */
+        bool has_fraction;              /* any non-zero digit after the point */
+} Number;
+
+static int parse_number_unit(const char *s, Number *ret, const char **ret_unit) {
+        Number n = { .denominator = 1 };
         const char *p = s;
         size_t digits = 0;
-        char *end;
-        double v;
 
-        while (*p >= '0' && *p <= '9')
-                p++, digits++;
-        if (*p == '.') {
-                p++;
-                while (*p >= '0' && *p <= '9')
-                        p++, digits++;
+        for (; *p >= '0' && *p <= '9'; p++, digits++) {
+                unsigned d = (unsigned) (*p - '0');
+
+                if (n.whole > (UINT64_MAX - d) / 10)
+                        n.too_large = true;
+                else
+                        n.whole = n.whole * 10 + d;
         }
+        if (*p == '.')
+                for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
+                        if (n.denominator <= UINT64_MAX / 10) {         /* up to 10^19 */
+                                n.fraction = n.fraction * 10 + (uint64_t) (*p - '0');
+                                n.denominator *= 10;
+                        }
+                        n.has_fraction = n.has_fraction || *p != '0';
+                }
         if (digits == 0)
-                return -EINVAL;
-
-        errno = 0;
-        v = strtod(s, &end);
-        if (errno != 0 || end != p || !isfinite(v))
                 return -EINVAL;
 
         while (*p == ' ')
                 p++;
-        *ret_value = v;
+        *ret = n;
         *ret_unit = p;
         return 0;
 }
 
-static int scale(double v, uint64_t factor, uint64_t *ret) {
-        double x = v * (double) factor;
+/* n × factor, the fraction's share rounded to nearest. */
+static int scale(const Number *n, uint64_t factor, uint64_t *ret) {
+        uint64_t whole, part;
 
-        /* 2^64 is exactly representable, UINT64_MAX is not: compare against the former. */
-        if (x >= 18446744073709551616.0)
+        if (n->too_large || n->whole > UINT64_MAX / factor)
                 return -ERANGE;
-
-        /* Rounded to nearest without libm (one library less in every process that links us). */
-        *ret = (uint64_t) x;
-        if (x - (double) *ret >= 0.5)
-                (*ret)++;
+        whole = n->whole * factor;
+        /* < factor, so exact enough in a double; rounded without libm. */
+        part = (uint64_t) ((double) n->fraction / (double) n->denominator * (double) factor + 0.5);
+        if (part > UINT64_MAX - whole)
+                return -ERANGE;
+        *ret = whole + part;
         return 0;
 }
 
@@ -116,19 +130,19 @@ int parse_timespan(const char *s, uint64_t *ret_usec) {
                 { "hr",   3600 * USEC_PER_SEC },
         };
         const char *unit;
-        double v;
+        Number n;
         int r;
 
         if (!s)
                 return -EINVAL;
 
-        r = parse_number_unit(s, &v, &unit);
+        r = parse_number_unit(s, &n, &unit);
         if (r < 0)
                 return r;
 
         for (size_t i = 0; i < ELEMENTSOF(units); i++)
                 if (strcmp(unit, units[i].suffix) == 0)
-                        return scale(v, units[i].usec, ret_usec);
+                        return scale(&n, units[i].usec, ret_usec);
 
         return -EINVAL;
 }
@@ -137,13 +151,13 @@ int parse_size(const char *s, uint64_t *ret_bytes) {
         static const char prefixes[] = "KMGTPE";
         const char *unit, *p;
         uint64_t factor = 1;
-        double v;
+        Number n;
         int r;
 
         if (!s)
                 return -EINVAL;
 
-        r = parse_number_unit(s, &v, &unit);
+        r = parse_number_unit(s, &n, &unit);
         if (r < 0)
                 return r;
 
@@ -153,7 +167,7 @@ int parse_size(const char *s, uint64_t *ret_bytes) {
                         for (const char *q = prefixes; q <= p; q++)
                                 factor *= 1024;
                         unit++;
-                        if (*unit == 'i')
+                        if (unit[0] == 'i' && unit[1] == 'B')   /* "KiB"; "Ki" is not a unit */
                                 unit++;
                 }
                 if (*unit == 'B')
@@ -163,8 +177,8 @@ int parse_size(const char *s, uint64_t *ret_bytes) {
         }
 
         /* A fraction of a byte makes no sense. */
-        if (factor == 1 && v < 18446744073709551616.0 && v != (double) (uint64_t) v)
+        if (factor == 1 && n.has_fraction)
                 return -EINVAL;
 
-        return scale(v, factor, ret_bytes);
+        return scale(&n, factor, ret_bytes);
 }

@@ -24,6 +24,7 @@ static void test_parse_uint(void **state) {
         assert_int_equal(parse_uint64("1 ", &v), -EINVAL);
         assert_int_equal(parse_uint64("0x10", &v), -EINVAL);
         assert_int_equal(parse_uint64("+5", &v), -EINVAL);
+        assert_int_equal(parse_uint64("99999999999999999999h", &v), -EINVAL);     /* not a number at all */
 
         assert_int_equal(parse_uint32("4294967295", &u), 0);
         assert_true(u == UINT32_MAX);
@@ -68,6 +69,17 @@ static void test_parse_timespan(void **state) {
         assert_int_equal(parse_timespan("inf", &v), -EINVAL);
         assert_int_equal(parse_timespan("3 parsecs", &v), -EINVAL);
         assert_int_equal(parse_timespan("99999999999999999999h", &v), -ERANGE);
+        assert_int_equal(parse_timespan("99999999999999999999x", &v), -EINVAL);
+
+        /* Exact where a double is not (2^53 + 1), and up to the last microsecond that fits. */
+        check_timespan("9007199254740993us", UINT64_C(9007199254740993));
+        check_timespan("18446744073709551615us", UINT64_MAX);
+        check_timespan("18446744073709.551615", UINT64_MAX);
+        check_timespan("4299999972.729466", UINT64_C(4299999972729466));
+        check_timespan("0.0000004", 0);
+        check_timespan("0.0000005", 1);
+        assert_int_equal(parse_timespan("18446744073709.551616", &v), -ERANGE);
+        assert_int_equal(parse_timespan("18446744073710", &v), -ERANGE);
 }
 
 static void check_size(const char *s, uint64_t expected) {
@@ -96,6 +108,16 @@ static void test_parse_size(void **state) {
         assert_int_equal(parse_size("5iB", &v), -EINVAL);
         assert_int_equal(parse_size("-5K", &v), -EINVAL);
         assert_int_equal(parse_size("20E", &v), -ERANGE);
+
+        check_size("9007199254740993", UINT64_C(9007199254740993));
+        check_size("18446744073709551615", UINT64_MAX);
+        check_size("15.5E", UINT64_C(31) << 59);
+        assert_int_equal(parse_size("18446744073709551616", &v), -ERANGE);
+        assert_int_equal(parse_size("16E", &v), -ERANGE);
+        assert_int_equal(parse_size("1Ki", &v), -EINVAL);        /* B or iB, not i alone */
+        assert_int_equal(parse_size("1.00000000000000001", &v), -EINVAL);     /* still a fraction of a byte */
+        check_size("1.000K", 1024);
+        check_size("1.0", 1);
 }
 
 int main(void) {
