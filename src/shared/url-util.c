@@ -13,6 +13,40 @@ static bool is_alnum(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
+/* 1 to 3 decimal digits, no leading zero, at most 255; four of them joined by dots. */
+static bool is_canonical_ipv4(const char *s, size_t n) {
+        size_t at = 0;
+
+        for (unsigned part = 0; part < 4; part++) {
+                unsigned v = 0, digits = 0;
+
+                if (part > 0) {
+                        if (at >= n || s[at] != '.')
+                                return false;
+                        at++;
+                }
+                while (at < n && s[at] >= '0' && s[at] <= '9' && digits < 4)
+                        v = v * 10 + (unsigned) (s[at++] - '0'), digits++;
+                if (digits == 0 || digits > 3 || v > 255 || (digits > 1 && s[at - digits] == '0'))
+                        return false;
+        }
+        return at == n;
+}
+
+/* Whether path[0..n) has a "." or ".." segment. */
+static bool has_dot_segment(const char *path, size_t n) {
+        for (size_t i = 0; i + 1 < n; i++)
+                if (path[i] == '/' && path[i + 1] == '.') {
+                        size_t k = i + 2;
+
+                        if (k < n && path[k] == '.')
+                                k++;
+                        if (k == n || path[k] == '/')
+                                return true;
+                }
+        return false;
+}
+
 bool url_is_plain_http(const char *url) {
         const char *p;
         unsigned long port = 0;
@@ -30,9 +64,16 @@ bool url_is_plain_http(const char *url) {
                 ;
         if (n == 0)
                 return false;
+        /* curl rewrites numeric hosts ("127.1", "0x7f.0.0.1", "2130706433", "010.0.0.1") to the
+         * dotted quad: only that form itself stays here. */
+        if (p[0] >= '0' && p[0] <= '9' && !is_canonical_ipv4(p, n))
+                return false;
         p += n;
 
         if (*p == ':') {
+                /* curl drops leading zeros ("080" is port "80"). */
+                if (p[1] == '0')
+                        return false;
                 for (n = 1; p[n] >= '0' && p[n] <= '9' && n <= 5; n++)
                         port = port * 10 + (unsigned long) (p[n] - '0');
                 if (n == 1 || n > 6 || port == 0 || port > 65535)
@@ -42,6 +83,10 @@ bool url_is_plain_http(const char *url) {
         if (*p == 0)
                 return true;
         if (*p != '/')
+                return false;
+
+        /* curl removes "." and ".." segments from the path (not from query or fragment). */
+        if (has_dot_segment(p, strcspn(p, "?#")))
                 return false;
 
         /* Path, query, fragment: RFC 3986 characters only, well-formed percent escapes. */
@@ -83,6 +128,16 @@ int url_check_http(const char *url, char **ret_reason) {
         if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || !scheme ||
             (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
                 if (asprintf(ret_reason, "unsupported URL scheme \"%s\"", scheme ? scheme : "") < 0)
+                        *ret_reason = NULL;
+                r = -EINVAL;
+                goto finish;
+        }
+        /* curl also takes one or three slashes after the scheme ("http:/h/x", "http:///h"), which
+         * filename_from_url() and asyncctl, reading "scheme://authority/path" without libcurl, would
+         * split differently: the file would be named after the host or the query. */
+        if (strncmp(url + strlen(scheme), "://", 3) != 0 || url[strlen(scheme) + 3] == '/') {
+                if (asprintf(ret_reason, "URL \"%.*s%s\" does not start with \"%s://\" and a host", URL_QUOTE_LENGTH(url),
+                             scheme) < 0)
                         *ret_reason = NULL;
                 r = -EINVAL;
                 goto finish;

@@ -17,10 +17,13 @@
         (int) utf8_prefix_length((url), strlen(url), URL_QUOTE_MAX), (url),             \
         strlen(url) > URL_QUOTE_MAX ? "..." : ""
 
-/* Checks that url parses and is http or https with a host. Returns 0, or -EINVAL with a
+/* Checks that url parses and is http or https, written scheme://host (libcurl also reads one or
+ * three slashes, which the file name derivation would split differently). Returns 0, or -EINVAL with a
  * reason in *ret_reason (allocated, the caller frees it). */
 int url_check_http(const char *url, char **ret_reason);
 
 /* True for the common, unambiguous shape scheme://host[:port][/path] with only RFC 3986
- * characters, which libcurl always accepts: the fast path of url_check_http(). */
+ * characters, which libcurl always accepts and reads as written (no numeric host other than a
+ * dotted quad, no leading zero in the port, no "." or ".." segment): the fast path of
+ * url_check_http(). */
 bool url_is_plain_http(const char *url);
