@@ -105,6 +105,23 @@ static void test_render(void **state) {
         assert_string_equal(tiny, "/ 0/20");
 }
 
+static void test_render_room_for_one_cell(void **state) {
+        ProgressState s = { .done = 13, .total = 20, .elapsed_usec = 1326531 };
+        _cleanup_free_ char *l = NULL, *r = NULL, *exact = NULL, *one = NULL;
+        unsigned used;
+
+        assert_int_equal(progress_render_parts(&s, &l, &r), 0);
+        used = utf8_width(l) + utf8_width(r);
+
+        /* Room for the counters and their bars but not one cell between them: no empty "||" bar. */
+        exact = progress_render(&s, used, false);
+        assert_string_equal(exact, "13/20 [00:01<00:00,  9.80it/s]");
+
+        /* One column more: a bar of one cell. */
+        one = progress_render(&s, used + 1, false);
+        assert_string_equal(one, " 65%|6| 13/20 [00:01<00:00,  9.80it/s]");
+}
+
 static void test_spinner(void **state) {
         assert_string_equal(progress_spinner(0, false), "|");
         assert_string_equal(progress_spinner(4, false), "|");
@@ -119,6 +136,7 @@ int main(void) {
                 cmocka_unit_test(test_bar),
                 cmocka_unit_test(test_parts),
                 cmocka_unit_test(test_render),
+                cmocka_unit_test(test_render_room_for_one_cell),
                 cmocka_unit_test(test_spinner),
         };
 

@@ -22,6 +22,7 @@ Scenarios (results complete in task order; seq = index):
              emits results of another job (path .../job/999), before the real results
   vanish     one result, then the daemon exits (drops off the bus)
   hang       reply, then nothing until Cancel(): the rest become "cancelled", Finished(cancelled)
+  deaf       reply, then nothing, ever: Cancel() is answered but changes nothing
   slowreply  the reply comes after 1.5 s, then like hang
   refuse     InvalidArgs "task 0: scripted refusal"
   exiting*   (any name starting so) the first 3 SubmitJob calls get io.asyncd1.Error.ShuttingDown
@@ -108,7 +109,8 @@ class Job:
             invocation.return_value(GLib.Variant(f"({RESULTS}u)", (res, nxt)))
         elif method == "Cancel":
             invocation.return_value(None)
-            self.cancel()
+            if self.name != "deaf":
+                self.cancel()
         else:
             invocation.return_dbus_error("org.freedesktop.DBus.Error.UnknownMethod", method)
 

@@ -175,6 +175,26 @@ def test_double_ctrl_c_stops_waiting():
     check(proc.returncode == 130, f"exit {proc.returncode}")
 
 
+def test_second_ctrl_c_stops_waiting_for_the_cancel():
+    """The first Ctrl-C asks for the cancel; while the daemon has not done it, the second one
+    stops waiting at once (exit 130)."""
+    proc = subprocess.Popen([ASYNCCTL, "--user", "submit", "--name", "deaf", "-o", "/tmp", *URLS],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        check(proc.poll() is None, "still waiting for the cancel after the first Ctrl-C")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise Failure("the second Ctrl-C did not stop waiting") from None
+    check(proc.returncode == 130, f"exit {proc.returncode}")
+    check("Cancelling job" in err and "Not waiting for job" in err, f"notices: {err!r}")
+
+
 def test_shutting_down_retried():
     """A daemon exiting on idle refuses new jobs; the next instance takes them: asyncctl retries."""
     check_lines(submit("exiting-wait"), "refused 3 times, then served")
@@ -200,7 +220,8 @@ def test_ctrl_c_while_retrying():
 CASES = [test_normal, test_signals_before_reply, test_duplicates_dropped, test_gap_filled_from_getresults,
          test_lost_tail_fetched_at_finished, test_missing_finished, test_impostor_and_other_jobs_ignored,
          test_json_exactly_once, test_watch_exactly_once, test_refused, test_ctrl_c_while_running,
-         test_ctrl_c_before_reply, test_double_ctrl_c_stops_waiting, test_shutting_down_retried,
+         test_ctrl_c_before_reply, test_double_ctrl_c_stops_waiting,
+         test_second_ctrl_c_stops_waiting_for_the_cancel, test_shutting_down_retried,
          test_ctrl_c_while_retrying, test_daemon_vanishes]
 
 

@@ -459,6 +459,11 @@ def test_options_reach_daemon():
 
     with open(os.path.join(d, "fr.gif"), "wb") as f:
         f.write(b"old")
+    # --fsync is not --overwrite: the existing file is an error and stays as it was.
+    p = run("submit", "-o", d, "--fsync", flag_url("fr"))
+    expect(p, 3, "--fsync without --overwrite over an existing file")
+    check(summary(p.stdout)["errors"] == 1, "1 error.")
+    check(open(os.path.join(d, "fr.gif"), "rb").read() == b"old", "file kept")
     p = run("submit", "-o", d, "--overwrite", "--fsync", "--name", "opts", flag_url("fr"))
     expect(p, 0, "--overwrite --fsync")
     check(open(os.path.join(d, "fr.gif"), "rb").read() == fixture("fr"), "file replaced")
@@ -481,6 +486,14 @@ def test_status_table():
           f"row: {row}")
     nl = run("status", "--no-legend")
     check(not nl.stdout.startswith("ID") and "listed" not in nl.stdout, "--no-legend")
+
+    # NOTFOUND and ERRORS each in their own column.
+    nf_id = job_id_of(run("submit", "--no-wait", "--name", "table-nf", "-o", d, flag_url("fr"),
+                          flag_url(MISSING[0]), flag_url(MISSING[1])))
+    wait_for(lambda: job_json(nf_id)["state"] == "done", what="job done")
+    row = [line for line in run("status").stdout.splitlines() if " table-nf " in line]
+    check(len(row) == 1 and re.match(rf"\s*{nf_id}\s+table-nf\s+done\s+3/3\s+1\s+2\s+0\s+0\s+\d+s$", row[0]),
+          f"row with not found tasks: {row}")
     details = run("status", str(job_id))
     expect(details, 0, "status ID")
     check(details.stdout.startswith(f'Job {job_id} "table-job"\n') and "State: done" in details.stdout
