@@ -190,10 +190,14 @@ static int wait_finish(Wait *w, int loop_result, uint64_t elapsed_usec) {
         r = reporter_finish(&w->reporter, w->watch, elapsed_usec);
         if (r == -ENOMEM)
                 return r;
+        if (r >= 0)
+                r = check_output(NULL);         /* a pipe's buffer is written only now */
         if (r < 0)
                 (void) output_failed(r, NULL);
 
-        if (interrupted)
+        /* A reader that closed the pipe before the summary (submit without -v, "| true") left as
+         * with -v: exit 130, not a write error. */
+        if (interrupted || r == -EPIPE)
                 return EXIT_INTERRUPTED;
         if (r < 0)
                 return r;

@@ -767,6 +767,17 @@ def test_closed_stdout_cancels():
     (job,) = [j for j in json.loads(run("status", "--json=short").stdout) if j["name"] == "epipe"]
     wait_for(lambda: job_json(job["id"])["state"] == "cancelled", what="the job to be cancelled")
 
+    # Without -v nothing is written until the summary: a reader gone by then is the same exit.
+    job_id = job_id_of(run("submit", "--no-wait", "-o", tmpdir(), flag_url("de", SLOW, "/delay/500")))
+    for args in (["submit", "-o", tmpdir(), flag_url("fr", SLOW, "/delay/500")],
+                 ["--json=short", "submit", "-o", tmpdir(), flag_url("it", SLOW, "/delay/500")],
+                 ["watch", str(job_id)]):
+        proc = subprocess.Popen([ASYNCCTL, "--user", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=30)
+        check(proc.returncode == 130 and err == b"", f"{args} with stdout closed: exit {proc.returncode}, {err!r}")
+
 
 def run_to_full(*args):
     with open("/dev/full", "w") as full:
