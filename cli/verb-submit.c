@@ -31,6 +31,8 @@ typedef struct Wait {
         bool cancelling;                /* Cancel was requested */
         bool output_lost;               /* stdout failed: reported, and handled like SIGTERM on EPIPE */
         bool accepted;                  /* SubmitJob answered with a job */
+        bool submit_in_flight;          /* a SubmitJob call awaits its reply */
+        bool cancel_and_leave;          /* second Ctrl-C before the reply: cancel the job once known */
         int dir_fd;                     /* borrowed, for SubmitJob and its retries */
         unsigned submit_attempts;
         sd_bus_error submit_error;
@@ -84,6 +86,15 @@ static int interrupt(Wait *w, bool quiet) {
         }
 
         if (w->n_interrupts > 1) {
+                /* Leaving now would leave the job the daemon is about to create running unseen:
+                 * wait for its id, cancel it, then leave. A third Ctrl-C leaves at once. */
+                if (w->submit_in_flight && w->n_interrupts == 2) {
+                        if (!quiet)
+                                notice(w, "Waiting for the daemon to accept the job, to cancel it… "
+                                       "(press Ctrl-C again to leave it running)");
+                        w->cancel_and_leave = true;
+                        return 0;
+                }
                 if (w->accepted && !quiet)
                         notice(w, "Not waiting for job %" PRIu64 " any longer.", w->watch->id);
                 return sd_event_exit(w->event, 0);
@@ -366,6 +377,20 @@ static int on_submit_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return r < 0 ? sd_event_exit(w->event, r) : 0;
 }
 
+/* Ctrl-C twice before the job existed: it is cancelled (an open job takes no more tasks then),
+ * and nobody waits for its results. */
+static int cancel_and_leave(Wait *w, uint64_t id, const char *path) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(w->bus, ASYNCD_BUS_NAME, path, ASYNCD_JOB_INTERFACE, "Cancel", &error, NULL, NULL);
+        if (r < 0)
+                log_error("cannot cancel job %" PRIu64 ": %s", id, error.message ?: strerror(-r));
+        else
+                notice(w, "Cancelled job %" PRIu64 "; not waiting for its results.", id);
+        return sd_event_exit(w->event, 0);
+}
+
 static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Wait *w = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
@@ -373,6 +398,7 @@ static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         uint64_t id;
         int r;
 
+        w->submit_in_flight = false;
         if (e && submit_retryable(e, w->submit_attempts)) {
                 /* Interrupted while the daemon was on its way out: no job, nothing to cancel. */
                 if (w->n_interrupts > 0)
@@ -392,6 +418,9 @@ static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 return sd_event_exit(w->event, r);
         }
         w->accepted = true;
+
+        if (w->cancel_and_leave)
+                return cancel_and_leave(w, id, path);
 
         if (isatty(STDERR_FILENO))
                 notice(w, "Submitted job %" PRIu64 " with %zu tasks. Press Ctrl-C to cancel it.",
@@ -432,6 +461,7 @@ static int send_submit(Wait *w) {
         r = sd_bus_call_async(w->bus, NULL, m, on_submit_reply, w, 0);
         if (r < 0)
                 return log_error_errno(r, "cannot submit the job: %m");
+        w->submit_in_flight = true;
         return 0;
 }
 

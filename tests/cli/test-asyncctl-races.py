@@ -164,7 +164,14 @@ def test_ctrl_c_before_reply():
     check(states and all(s == "cancelled" for s in states), f"no job left running: {states}")
 
 
-def test_double_ctrl_c_stops_waiting():
+def slowreply_states():
+    listing = asyncctl("status", "--json=short")
+    return [j["state"] for j in json.loads(listing.stdout) if j["name"] == "slowreply"]
+
+
+def test_double_ctrl_c_before_reply():
+    """Two Ctrl-Cs while SubmitJob is pending: leaving then would leave the job running unseen, so
+    asyncctl waits for its id, cancels it, and leaves without waiting for its results."""
     proc = subprocess.Popen([ASYNCCTL, "--user", "submit", "--name", "slowreply", "-o", "/tmp", *URLS],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.3)
@@ -173,6 +180,25 @@ def test_double_ctrl_c_stops_waiting():
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     check(proc.returncode == 130, f"exit {proc.returncode}")
+    check("Waiting for the daemon to accept the job" in err and "; not waiting for its results" in err,
+          f"notices: {err!r}")
+    states = slowreply_states()
+    check(states and all(s == "cancelled" for s in states), f"no job left running: {states}")
+
+
+def test_triple_ctrl_c_before_reply():
+    """A third Ctrl-C leaves at once, and the job, once the daemon creates it, runs on."""
+    proc = subprocess.Popen([ASYNCCTL, "--user", "submit", "--name", "slowreply", "-o", "/tmp", *URLS],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    for _ in range(3):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+    out, err = proc.communicate(timeout=20)
+    check(proc.returncode == 130 and time.monotonic() - t0 < 1.2, f"exit {proc.returncode}, before the reply")
+    time.sleep(1.5)
+    check(slowreply_states().count("running") == 1, f"that job runs on: {slowreply_states()}")
 
 
 def test_second_ctrl_c_stops_waiting_for_the_cancel():
@@ -220,8 +246,8 @@ def test_ctrl_c_while_retrying():
 CASES = [test_normal, test_signals_before_reply, test_duplicates_dropped, test_gap_filled_from_getresults,
          test_lost_tail_fetched_at_finished, test_missing_finished, test_impostor_and_other_jobs_ignored,
          test_json_exactly_once, test_watch_exactly_once, test_refused, test_ctrl_c_while_running,
-         test_ctrl_c_before_reply, test_double_ctrl_c_stops_waiting,
-         test_second_ctrl_c_stops_waiting_for_the_cancel, test_shutting_down_retried,
+         test_ctrl_c_before_reply, test_double_ctrl_c_before_reply,
+         test_second_ctrl_c_stops_waiting_for_the_cancel, test_triple_ctrl_c_before_reply, test_shutting_down_retried,
          test_ctrl_c_while_retrying, test_daemon_vanishes]
 
 
