@@ -2,6 +2,7 @@
 # Installs everything asyncd needs to build, test and demo on Debian 12, from Debian's packages.
 #   scripts/install-deps.sh          build + test + demo dependencies
 #   scripts/install-deps.sh --bench  also the benchmark peers (aria2, wget2, aiohttp, wrk, hyperfine)
+#   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime, for scripts/fuzz.sh
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -12,9 +13,10 @@ packages=(
         nginx-light curl util-linux iproute2 procps bash-completion
         valgrind gdb mandoc systemd-container debootstrap openssl ca-certificates
 )
-if [ "${1:-}" = "--bench" ]; then
-        packages+=(aria2 wget2 python3-aiohttp wrk hyperfine linux-perf time)
-fi
+case "${1:-}" in
+--bench) packages+=(aria2 wget2 python3-aiohttp wrk hyperfine linux-perf time) ;;
+--fuzz) packages+=(clang libclang-rt-14-dev) ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
