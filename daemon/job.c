@@ -264,7 +264,8 @@ int job_add_tasks(Job *j, TaskSpec *tasks, size_t n, bool more, size_t *ret_inde
         if (!res)
                 return -ENOMEM;
         j->results = res;
-        memcpy(j->tasks + old, tasks, n * sizeof(TaskSpec));
+        if (n > 0)      /* an empty last chunk only closes the job, and brings no array */
+                memcpy(j->tasks + old, tasks, n * sizeof(TaskSpec));
 
         if (2 * ((uint64_t) old + n) > j->name_index_size) {
                 r = name_index_build(j, old, (uint64_t) old + n);

@@ -126,10 +126,14 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait()
+            rc = self.proc.wait()
+        if rc != 0 and sig == signal.SIGTERM:
+            # A crash or a sanitizer report: the log is deleted with the bus directory.
+            print(f"asyncd exited with {rc}; its log:\n{self.read_log()}", file=sys.stderr)
+        return rc
 
 
 @contextlib.contextmanager
