@@ -104,8 +104,8 @@ static int scale(const Number *n, uint64_t factor, uint64_t *ret) {
         if (n->too_large || n->whole > UINT64_MAX / factor)
                 return -ERANGE;
         whole = n->whole * factor;
-        /* < factor, so exact enough in a double; rounded without libm. */
-        part = (uint64_t) ((double) n->fraction / (double) n->denominator * (double) factor + 0.5);
+        /* Exact, rounded half up: fraction × factor < 10^19 × 2^60 fits in 128 bits. */
+        part = (uint64_t) (((unsigned __int128) n->fraction * factor + n->denominator / 2) / n->denominator);
         if (part > UINT64_MAX - whole)
                 return -ERANGE;
         *ret = whole + part;

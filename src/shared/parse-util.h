@@ -12,8 +12,10 @@ int parse_uint32(const char *s, uint32_t *ret);
 int parse_job_id(const char *s, uint64_t *ret);
 
 /* "3", "2.5", "500ms", "1.5s", "2min", "1h", "250us": a time span, in microseconds. A bare
- * number means seconds. */
+ * number means seconds. Spaces may separate the number from its unit ("2 min"). Exact: the
+ * number is read digit by digit, a fraction rounded half up to the microsecond. */
 int parse_timespan(const char *s, uint64_t *ret_usec);
 
-/* "1048576", "512K", "1.5M", "2G", "1T", optionally followed by "B" or "iB"; 1K = 1024. */
+/* "1048576", "512K", "1.5M", "2G", "1T", optionally followed by "B" or "iB"; 1K = 1024. Spaces
+ * may separate the number from its unit; a fraction of a byte is refused, others round half up. */
 int parse_size(const char *s, uint64_t *ret_bytes);

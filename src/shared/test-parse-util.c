@@ -78,6 +78,7 @@ static void test_parse_timespan(void **state) {
         check_timespan("4299999972.729466", UINT64_C(4299999972729466));
         check_timespan("0.0000004", 0);
         check_timespan("0.0000005", 1);
+        check_timespan("0.49999999999999999us", 0);
         assert_int_equal(parse_timespan("18446744073709.551616", &v), -ERANGE);
         assert_int_equal(parse_timespan("18446744073710", &v), -ERANGE);
 }
@@ -112,6 +113,8 @@ static void test_parse_size(void **state) {
         check_size("9007199254740993", UINT64_C(9007199254740993));
         check_size("18446744073709551615", UINT64_MAX);
         check_size("15.5E", UINT64_C(31) << 59);
+        check_size("1.1E", UINT64_C(1268213655067531674));      /* exact, not a double's nearest */
+        check_size("15.99999999999999999E", UINT64_C(18446744073709551604));
         assert_int_equal(parse_size("18446744073709551616", &v), -ERANGE);
         assert_int_equal(parse_size("16E", &v), -ERANGE);
         assert_int_equal(parse_size("1Ki", &v), -EINVAL);        /* B or iB, not i alone */

@@ -8,6 +8,7 @@
  *       then (after optional spaces) a known unit; sizes: "", "B", or K/M/G/T/P/E followed by
  *       nothing, "B" or "iB"; a size without a prefix may not have a fraction of a byte
  *   P3  when the exact value N * unit / 10^f is an integer <= UINT64_MAX, it is returned exactly;
+ *       with at most 19 fraction digits, it is rounded half up exactly (or -ERANGE beyond 2^64);
  *       otherwise the result is within 1 (or 2^-50 relative) of the exact value, or -ERANGE
  *       only when the exact value does exceed UINT64_MAX (within that tolerance) */
 #include <errno.h>
@@ -93,6 +94,18 @@ static void check_value(const char *what, const char *s, int r, uint64_t v, cons
         if (q > UINT64_MAX) {
                 CHECK(r == -ERANGE, "P3 %s(\"%s\") = %d, %llu; exact value exceeds 2^64", what, s, r,
                       (unsigned long long) v);
+                return;
+        }
+        if (x->frac <= 19) {
+                /* The parser keeps 19 fraction digits: with no more than that, exactly rounded half up. */
+                u128 rounded = (num + den / 2) / den;
+
+                if (rounded > UINT64_MAX)
+                        CHECK(r == -ERANGE, "P3 %s(\"%s\") = %d, %llu; rounded value exceeds 2^64", what, s, r,
+                              (unsigned long long) v);
+                else
+                        CHECK(r == 0 && v == (uint64_t) rounded, "P3 %s(\"%s\") = %d, %llu; rounded half up %llu",
+                              what, s, r, (unsigned long long) v, (unsigned long long) rounded);
                 return;
         }
         if (r == -ERANGE) {
