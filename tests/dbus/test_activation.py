@@ -105,45 +105,70 @@ class Debugger:
         self.proc.stdin.write("".join(f"{c}\n" for c in commands))
         self.proc.stdin.flush()
 
-    def wait_for(self, text, timeout):
-        """gdb's prompt ends no line: read what comes, not lines."""
+    def wait_for(self, texts, timeout):
+        """The first of texts that gdb prints, or None (gdb's prompt ends no line: read chunks)."""
         deadline = time.monotonic() + timeout
-        while text not in self.output and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            for t in texts:
+                if t in self.output:
+                    return t
             if select.select([self.proc.stdout], [], [], 0.1)[0]:
                 chunk = os.read(self.proc.stdout.fileno(), 65536)
                 if not chunk:
                     break
                 self.output += chunk.decode(errors="replace")
-        return text in self.output
+        return None
 
     def close(self):
-        self.send("detach", "quit")
+        """Detaches, even while the inferior runs (gdb reads no command then: interrupt it first),
+        so that no breakpoint stays planted in a process gdb no longer traces."""
         try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGINT)
+                self.send("delete", "detach", "quit")
             self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
+        except (BrokenPipeError, subprocess.TimeoutExpired):
             self.proc.kill()
             self.proc.communicate()
+
+
+HIT, EXITED = " on_idle_timer (", "exited"
+GDB_FAILED = ("ptrace: ", "No such process", "Could not attach")
+
+
+def hold_daemon_in_idle_timer(c, attempts=3):
+    """gdb attached to the daemon and stopped at the start of on_idle_timer(); None if the daemon
+    went idle before gdb got hold of it (a slow attach on a loaded machine) every time."""
+    for attempt in range(attempts):
+        c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")     # the idle time restarts
+        pid = c.daemon_pid()
+        gdb = Debugger(pid)
+        gdb.send("break on_idle_timer", "continue")
+        seen = gdb.wait_for((HIT, EXITED) + GDB_FAILED, 60)
+        if seen == HIT:
+            return gdb, pid
+        gdb.close()
+        check(seen not in GDB_FAILED, f"gdb attached to asyncd: {gdb.output[-2000:]}")
+        print(f"# attempt {attempt + 1}: the daemon went idle before gdb held it ({seen})")
+        c.pump(lambda: not alive(pid), 10)
+    check(False, "gdb held the daemon in its idle timer")
+    return None, None
 
 
 def call_while_idle_timer_fires(c):
     """A call that the bus routes to the daemon after its idle timer fired, but before it let go of
     its name, is served: asyncd releases the name first and exits only when nothing is left.
     gdb holds the daemon at the start of on_idle_timer() while the call is routed to it."""
-    c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")
-    pid = c.daemon_pid()
-    gdb = Debugger(pid)
     reply = {}
+
+    def on_reply(conn, result, _):
+        try:
+            reply["ok"] = conn.call_finish(result).unpack()
+        except GLib.Error as e:
+            reply["error"] = Gio.DBusError.get_remote_error(e) or e.message
+
+    gdb, pid = hold_daemon_in_idle_timer(c)
     try:
-        gdb.send("break on_idle_timer", "continue")
-        hit = gdb.wait_for(" on_idle_timer (", 60)
-        check(hit, "gdb: the idle timer fired" + ("" if hit else ": " + gdb.output[-2000:]))
-
-        def on_reply(conn, result, _):
-            try:
-                reply["ok"] = conn.call_finish(result).unpack()
-            except GLib.Error as e:
-                reply["error"] = Gio.DBusError.get_remote_error(e) or e.message
-
         c.conn.call(NAME, MANAGER_PATH, MANAGER, "ListJobs", None, GLib.VariantType("(a(tossuuuuu))"),
                     Gio.DBusCallFlags.NONE, 20000, None, on_reply, None)
         c.conn.flush_sync(None)
@@ -155,6 +180,8 @@ def call_while_idle_timer_fires(c):
     check(reply.get("ok") == ([],), f"a call routed to the daemon as its idle timer fired is answered ({reply})")
     c.pump(lambda: not alive(pid), 10)
     check(not alive(pid), "then that instance exits")
+    # Had the call reached a new instance instead, that one would own the name for its idle time.
+    check(not c.name_has_owner(NAME), "the held instance answered it: no other instance was started")
 
 
 def submit_while_releasing_name(bus, c):
