@@ -164,6 +164,30 @@ def test_ctrl_c_before_reply():
     check(states and all(s == "cancelled" for s in states), f"no job left running: {states}")
 
 
+def sigint_bit(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1
+    return 0
+
+
+def wait_until(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return predicate()
+
+
+def ctrl_c(proc):
+    """One SIGINT that asyncctl reads as one: sent once it handles SIGINT (blocked, for its
+    signalfd), and the next only after this one was read (two pending SIGINTs merge into one)."""
+    check(wait_until(lambda: sigint_bit(proc.pid, "SigBlk")), "asyncctl handles SIGINT")
+    proc.send_signal(signal.SIGINT)
+    check(wait_until(lambda: not sigint_bit(proc.pid, "ShdPnd") and not sigint_bit(proc.pid, "SigPnd")),
+          "asyncctl read the SIGINT")
+
+
 def slowreply_states():
     listing = asyncctl("status", "--json=short")
     return [j["state"] for j in json.loads(listing.stdout) if j["name"] == "slowreply"]
@@ -174,10 +198,8 @@ def test_double_ctrl_c_before_reply():
     asyncctl waits for its id, cancels it, and leaves without waiting for its results."""
     proc = subprocess.Popen([ASYNCCTL, "--user", "submit", "--name", "slowreply", "-o", "/tmp", *URLS],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    ctrl_c(proc)
+    ctrl_c(proc)
     out, err = proc.communicate(timeout=20)
     check(proc.returncode == 130, f"exit {proc.returncode}")
     check("Waiting for the daemon to accept the job" in err and "; not waiting for its results" in err,
@@ -190,11 +212,9 @@ def test_triple_ctrl_c_before_reply():
     """A third Ctrl-C leaves at once, and the job, once the daemon creates it, runs on."""
     proc = subprocess.Popen([ASYNCCTL, "--user", "submit", "--name", "slowreply", "-o", "/tmp", *URLS],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)
     t0 = time.monotonic()
     for _ in range(3):
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.1)
+        ctrl_c(proc)
     out, err = proc.communicate(timeout=20)
     check(proc.returncode == 130 and time.monotonic() - t0 < 1.2, f"exit {proc.returncode}, before the reply")
     time.sleep(1.5)
@@ -207,16 +227,19 @@ def test_second_ctrl_c_stops_waiting_for_the_cancel():
     proc = subprocess.Popen([ASYNCCTL, "--user", "submit", "--name", "deaf", "-o", "/tmp", *URLS],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        check(wait_until(lambda: any(j["name"] == "deaf" for j in json.loads(asyncctl("status", "--json=short").stdout))),
+              "the daemon accepted the job")
+        ctrl_c(proc)
         time.sleep(0.5)
         check(proc.poll() is None, "still waiting for the cancel after the first Ctrl-C")
-        proc.send_signal(signal.SIGINT)
+        ctrl_c(proc)
         out, err = proc.communicate(timeout=10)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
         raise Failure("the second Ctrl-C did not stop waiting") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     check(proc.returncode == 130, f"exit {proc.returncode}")
     check("Cancelling job" in err and "Not waiting for job" in err, f"notices: {err!r}")
 
