@@ -377,18 +377,30 @@ static int on_submit_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return r < 0 ? sd_event_exit(w->event, r) : 0;
 }
 
+static int on_cancel_and_leave_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Wait *w = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e)
+                log_error("cannot cancel job %" PRIu64 ": %s", w->watch->id, e->message ?: e->name);
+        else
+                notice(w, "Cancelled job %" PRIu64 "; not waiting for its results.", w->watch->id);
+        return sd_event_exit(w->event, 0);
+}
+
 /* Ctrl-C twice before the job existed: it is cancelled (an open job takes no more tasks then),
- * and nobody waits for its results. */
+ * and nobody waits for its results. Asynchronously, so that a third Ctrl-C still leaves at once. */
 static int cancel_and_leave(Wait *w, uint64_t id, const char *path) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        r = sd_bus_call_method(w->bus, ASYNCD_BUS_NAME, path, ASYNCD_JOB_INTERFACE, "Cancel", &error, NULL, NULL);
-        if (r < 0)
-                log_error("cannot cancel job %" PRIu64 ": %s", id, error.message ?: strerror(-r));
-        else
-                notice(w, "Cancelled job %" PRIu64 "; not waiting for its results.", id);
-        return sd_event_exit(w->event, 0);
+        w->watch->id = id;
+        r = sd_bus_call_method_async(w->bus, NULL, ASYNCD_BUS_NAME, path, ASYNCD_JOB_INTERFACE, "Cancel",
+                                     on_cancel_and_leave_reply, w, NULL);
+        if (r < 0) {
+                log_error_errno(r, "cannot cancel job %" PRIu64 ": %m", id);
+                return sd_event_exit(w->event, 0);
+        }
+        return 0;
 }
 
 static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
