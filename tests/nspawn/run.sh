@@ -74,6 +74,7 @@ done
 # --private-network needs CAP_NET_ADMIN to bring up the container's loopback; without it
 # (e.g. when this runs in a container itself) nspawn only warns and every check on 127.0.0.1 fails.
 capeff=$(awk '$1 == "CapEff:" { print $2 }' /proc/self/status)
+[[ $capeff =~ ^[0-9a-f]+$ ]] || die "cannot read the effective capabilities from /proc/self/status"
 (( 0x$capeff & (1 << 12) )) ||
         die "no CAP_NET_ADMIN (nested in a container?): the container's loopback could not be set up"
 
