@@ -10,7 +10,7 @@ packages=(
         build-essential meson ninja-build pkg-config
         libsystemd-dev libcurl4-openssl-dev libjson-c-dev libcmocka-dev
         systemd dbus dbus-bin libglib2.0-bin python3 python3-gi
-        nginx-light curl util-linux iproute2 procps bash-completion
+        nginx-light curl util-linux iproute2 procps bash-completion locales
         valgrind gdb mandoc systemd-container debootstrap openssl ca-certificates
 )
 case "${1:-}" in

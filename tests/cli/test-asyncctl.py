@@ -457,6 +457,16 @@ def test_options_reach_daemon():
     expect(p, 3, "--max-bytes 1K")
     check("de.gif" not in files_in(d), "no file over the size limit")
 
+    # A locale whose decimal point is a comma (asyncctl calls setlocale()) changes nothing.
+    locales = tempfile.mkdtemp(prefix="asyncctl-locale-")
+    subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", os.path.join(locales, "de_DE.UTF-8")], check=True,
+                   capture_output=True)
+    german = dict(os.environ, LOCPATH=locales, LC_ALL="de_DE.UTF-8")
+    p = run("submit", "-o", tmpdir(), "--timeout", "2.5", "--connect-timeout", "1.5s", "--max-bytes", "1.5M",
+            flag_url("at"), env=german)
+    expect(p, 0, "fractions with a '.' under de_DE.UTF-8")
+    shutil.rmtree(locales)
+
     with open(os.path.join(d, "fr.gif"), "wb") as f:
         f.write(b"old")
     # --fsync is not --overwrite: the existing file is an error and stays as it was.
