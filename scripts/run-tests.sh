@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs dependencies, builds, runs every meson test in a
-# normal and in an ASan+UBSan build, the engine tests under valgrind, and the systemd test in a
+# normal and in an ASan+UBSan build, the engine tests, the daemon and asyncctl under valgrind, and the systemd test in a
 # container; ends with one "N passed, N failed" line.
 #   scripts/run-tests.sh            everything
 #   ASYNCD_SKIP_NSPAWN=1 ...        skip the systemd-nspawn test (it needs root and ~1 min)
@@ -89,6 +89,9 @@ servers=(--nginx "$fixtures" --fault "PLAIN:$fixtures" --fault "DELAY:$fixtures 
 valgrind="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
 step "valgrind asyncd (D-Bus tests)" env ASYNCD_TEST_WRAPPER="$valgrind" meson test -C build --timeout-multiplier 3 \
         dbus-flags-gdbus dbus-cancel-and-errors dbus-system-bus-policy
+# valgrind: asyncctl in every run of its CLI tests (the races test sends signals by timing: not there).
+step "valgrind asyncctl (CLI tests)" env ASYNCCTL_TEST_WRAPPER="$valgrind" meson test -C build --timeout-multiplier 3 \
+        cli-asyncctl
 
 for t in test-engine-flags test-engine-cancel test-engine-faults; do
         step "valgrind $t" env ASYNCD_FIXTURES="$fixtures" python3 tests/servers/with-servers.py "${servers[@]}" -- \

@@ -18,6 +18,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -27,7 +28,22 @@ import time
 import traceback
 import urllib.request
 
-ASYNCCTL = os.environ["ASYNCCTL"]
+
+
+def wrapped(binary):
+    """ASYNCCTL_TEST_WRAPPER (e.g. "valgrind --error-exitcode=99 ..."): every run of the binary goes
+    through it, by a script in its place."""
+    wrapper = os.environ.get("ASYNCCTL_TEST_WRAPPER")
+    if not wrapper:
+        return binary
+    path = os.path.join(tempfile.mkdtemp(prefix="asyncctl-wrapper-"), "asyncctl")
+    with open(path, "w") as f:
+        f.write(f'#!/bin/sh\nexec {wrapper} {shlex.quote(binary)} "$@"\n')
+    os.chmod(path, 0o755)
+    return path
+
+
+ASYNCCTL = wrapped(os.environ["ASYNCCTL"])
 ASYNCD = os.environ["ASYNCD"]
 FIXTURES = os.environ["ASYNCD_FIXTURES"]
 NGINX = os.environ["ASYNCD_TEST_NGINX_URL"]
