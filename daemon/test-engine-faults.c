@@ -86,7 +86,7 @@ static void test_path_faults(void **state) {
         static const Case cases[] = {
                 { "/flags/br/br.gif", "br.gif", TASK_OK, 200, NULL },
                 { "/flags/xx/xx.gif", "xx.gif", TASK_NOT_FOUND, 404, NULL },
-                { "/reset/flags/br/br.gif", "reset.gif", TASK_ERROR, 0, NULL },
+                { "/reset/flags/br/br.gif", "reset.gif", TASK_ERROR, 0, "reset" },
                 { "/truncate/500/flags/br/br.gif", "truncated.gif", TASK_ERROR, 200, "bytes remaining" },
                 { "/redirect/3/flags/br/br.gif", "redirected.gif", TASK_OK, 200, NULL },
                 { "/redirect-file/flags/br/br.gif", "to-file.gif", TASK_ERROR, 302, "file" },

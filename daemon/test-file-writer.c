@@ -359,11 +359,15 @@ static void test_overwrite_unnamed_until_complete(void **state) {
 
                         snprintf(link, sizeof(link), "/proc/self/fd/%i", fd);
                         n = readlink(link, target, sizeof(target) - 1);
-                        open_in_dir = n > 0 && (target[n] = 0, strncmp(target, prefix, strlen(prefix)) == 0);
+                        /* An unnamed file's link reads "DIR/#N (deleted)"; the old c.bin, written
+                         * in place, would not count. */
+                        open_in_dir = n > 0 && (target[n] = 0, strncmp(target, prefix, strlen(prefix)) == 0) &&
+                                      strstr(target, " (deleted)");
                 }
         }
         assert_true(open_in_dir);
         assert_string_equal(listing(f), "c.bin");
+        check_file(f, "c.bin", 10);     /* the old file, untouched until the rename */
         commit_and_check(f, w, "c.bin", 300 * 1024);
         file_writer_free(w);
         assert_string_equal(listing(f), "c.bin");

@@ -130,7 +130,7 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-        if rc != 0 and sig == signal.SIGTERM:
+        if rc not in (0, -signal.SIGKILL) and sig == signal.SIGTERM:
             # A crash or a sanitizer report: the log is deleted with the bus directory.
             print(f"asyncd exited with {rc}; its log:\n{self.read_log()}", file=sys.stderr)
         return rc
@@ -138,14 +138,16 @@ class Daemon:
 
 @contextlib.contextmanager
 def session_daemon(*args, **kwargs):
-    """A private session bus with the real asyncd on it, both stopped afterwards."""
+    """A private session bus with the real asyncd on it, both stopped afterwards. The daemon must
+    exit 0 (or have been killed by the test): valgrind and the sanitizers report by its status."""
     bus = Bus("session")
     daemon = Daemon(bus, *args, **kwargs)
     try:
         yield bus, daemon
     finally:
-        daemon.stop()
+        rc = daemon.stop()
         bus.stop()
+        check(rc in (0, -signal.SIGKILL), f"asyncd exits 0 on SIGTERM (status {rc})")
 
 
 class Client:

@@ -125,10 +125,10 @@ def bad_input(bus):
     expect_error(c, "CancelJob unknown id", lambda: c.call(MANAGER_PATH, MANAGER, "CancelJob", "t", (0,)),
                  "io.asyncd1.Error.NoSuchJob", "no job with id 0")
     expect_error(c, "unknown job object", lambda: c.get_results("/io/asyncd1/job/12345"),
-                 "org.freedesktop.DBus.Error.UnknownObject", "")
+                 "org.freedesktop.DBus.Error.UnknownObject", "/io/asyncd1/job/12345")
     expect_error(c, "GetResults with wrong signature",
                  lambda: c.call("/io/asyncd1/job/1", JOB, "GetResults", "s", ("x",), "(a(uusutss)u)"),
-                 INVALID, "")
+                 INVALID, "'uu'")
 
     # Cursor past the end and max 0 are fine, not errors.
     res, cursor = c.get_results("/io/asyncd1/job/1", 10**6, 10)
@@ -143,7 +143,7 @@ def bad_input(bus):
     check(c.get_property(path, JOB, "Ok") == 1 and os.listdir(out) == ["br.gif"], "daemon still serves jobs")
     # Kept for queries, the finished job no longer holds its directory open (umount would fail).
     pid = c.daemon_pid()
-    held = [n for n in os.listdir(f"/proc/{pid}/fd") if os.path.realpath(f"/proc/{pid}/fd/{n}") == out]
+    held = [n for n in os.listdir(f"/proc/{pid}/fd") if os.path.realpath(f"/proc/{pid}/fd/{n}") == os.path.realpath(out)]
     check(c.get_property(path, JOB, "State") == "done" and held == [],
           f"a finished job's directory is closed ({len(held)} descriptors left)")
     c.close()
@@ -298,7 +298,7 @@ def idle_connections_closed():
               f"job 3: {kept} connections kept, closed 1 s after a cancel ({sockets() - before} left)")
         c.close()
     finally:
-        daemon.stop()
+        check(daemon.stop() == 0, "asyncd exits 0 on SIGTERM")
         bus.stop()
 
 

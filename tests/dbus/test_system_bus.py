@@ -78,7 +78,7 @@ def main():
     try:
         run(bus)
     finally:
-        daemon.stop()
+        check(daemon.stop() == 0, "asyncd exits 0 on SIGTERM")
         bus.stop()
     finish()
 
