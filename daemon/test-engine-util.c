@@ -4,12 +4,14 @@
 #include <dirent.h>
 #include <json-c/json.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "test-engine-util.h"
@@ -151,6 +153,30 @@ size_t test_count_files(TestRun *t, bool temporary_only) {
                 if (temporary_only && strncmp(de->d_name, ".#", 2) != 0)
                         continue;
                 n++;
+        }
+        closedir(d);
+        return n;
+}
+
+size_t test_count_unnamed_files(TestRun *t) {
+        char prefix[sizeof(t->dir) + 1], link[sizeof("/proc/self/fd/") + 256], target[PATH_MAX];
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        size_t n = 0;
+
+        assert_non_null(d);
+        snprintf(prefix, sizeof(prefix), "%s/", t->dir);
+        while ((de = readdir(d))) {
+                ssize_t len;
+
+                snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+                len = readlink(link, target, sizeof(target) - 1);
+                if (len <= 0)
+                        continue;
+                target[len] = 0;
+                /* An unnamed file reads "DIR/#INODE (deleted)". */
+                if (strncmp(target, prefix, strlen(prefix)) == 0 && strstr(target, " (deleted)"))
+                        n++;
         }
         closedir(d);
         return n;
