@@ -126,7 +126,9 @@ static void test_spinner(void **state) {
         assert_string_equal(progress_spinner(0, false), "|");
         assert_string_equal(progress_spinner(4, false), "|");
         assert_string_equal(progress_spinner(3, false), "\\");
-        assert_string_equal(progress_spinner(10, true), progress_spinner(0, true));
+        assert_string_equal(progress_spinner(0, true), "⠋");
+        assert_string_equal(progress_spinner(1, true), "⠙");
+        assert_string_equal(progress_spinner(10, true), "⠋");        /* ten frames, then again */
 }
 
 int main(void) {

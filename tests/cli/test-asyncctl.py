@@ -320,9 +320,10 @@ def test_exit_codes():
     nf = run("submit", "-o", d, "--overwrite", flag_url("br"), flag_url("xx"))
     expect(nf, 3, "not found")
 
-    exists = run("submit", "-o", d, flag_url("br"))
+    exists = run("submit", "-v", "-o", d, flag_url("br"))
     expect(exists, 3, "existing file without --overwrite is an error")
-    check(summary(exists.stdout)["errors"] == 1, "1 error.")
+    check(summary(exists.stdout)["errors"] == 1 and "exists" in exists.stdout,
+          f"1 error, because the file exists: {exists.stdout!r}")
 
     nojob = run("status", "999999")
     expect(nojob, 1, "no such job")

@@ -193,7 +193,7 @@ check "the journal has the daemon's ready message" \
 section "D-Bus activation through systemd"
 timeout 60 systemctl stop "$UNIT"
 expect_eq "systemctl stop $UNIT: inactive" inactive "$(prop "$UNIT" ActiveState)"
-check "io.asyncd1 is not owned after the stop" sh -c '! busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s io.asyncd1 | grep -q true'
+check "io.asyncd1 is not owned after the stop" sh -c 'busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s io.asyncd1 | grep -q "^b false$"'
 out=$(timeout 60 busctl call io.asyncd1 /io/asyncd1 io.asyncd1.Manager ListJobs 2>&1)
 rc=$?
 note "busctl call io.asyncd1 /io/asyncd1 io.asyncd1.Manager ListJobs -> $out"
