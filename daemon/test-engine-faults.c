@@ -386,6 +386,52 @@ static void test_refused_connections(void **state) {
         close(fd);
 }
 
+/* A listener whose accept queue is full drops further SYNs: the connection never completes, and
+ * the task's connect timeout, not its overall one (none here), must end it. */
+static void test_connect_timeout(void **state) {
+        struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(addr);
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        TaskSpec *tasks = calloc(1, sizeof(TaskSpec));
+        int fd, fillers[4];
+        uint64_t start, end;
+        TestRun t;
+        Job *j;
+
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &addr, sizeof(addr)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &addr, &len), 0);
+        assert_int_equal(listen(fd, 0), 0);
+        /* Never accepted: they fill the queue (a backlog of 0 still holds one). */
+        for (size_t i = 0; i < ELEMENTSOF(fillers); i++) {
+                fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                assert_true(fillers[i] >= 0);
+                (void) connect(fillers[i], (struct sockaddr *) &addr, sizeof(addr));
+        }
+        assert_true(asprintf(&tasks[0].url, "http://127.0.0.1:%u/slow.gif", ntohs(addr.sin_port)) > 0);
+        tasks[0].filename = strdup("");
+
+        o.connect_timeout_usec = 300 * USEC_PER_MSEC;
+        o.timeout_usec = 0;
+        test_run_init(&t, 0);
+        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &start) >= 0);
+        j = test_job_start(&t, tasks, 1, &o);
+        test_run_until_finished(&t, 1);
+        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &end) >= 0);
+        printf("connect timeout 300 ms: %.3f s; %s\n", (double) (end - start) / USEC_PER_SEC, result_of(j, 0)->error);
+        assert_int_equal(j->counts[TASK_ERROR], 1);
+        /* "Failed to connect … after 300 ms: Timeout was reached", or, when the timer fires
+         * first (valgrind), "Connection timeout after 300 ms". */
+        assert_non_null(strstr(result_of(j, 0)->error, "imeout"));
+        assert_true(end - start >= 250 * USEC_PER_MSEC && end - start < 2 * USEC_PER_SEC);
+        job_free(j);
+        test_run_done(&t);
+        for (size_t i = 0; i < ELEMENTSOF(fillers); i++)
+                close(fillers[i]);
+        close(fd);
+}
+
 /* A one-connection HTTP server on the test's own loop: answers each request on its keep-alive
  * connection with a 5-byte body, and closes the connection when the test says so. */
 typedef struct TinyServer {
@@ -730,6 +776,7 @@ int main(void) {
                 cmocka_unit_test(test_loop_runs_while_pool_is_slow),
                 cmocka_unit_test(test_commit_backlog_bounded),
                 cmocka_unit_test(test_refused_connections),
+                cmocka_unit_test(test_connect_timeout),
                 cmocka_unit_test(test_idle_connection_closed_by_server),
                 cmocka_unit_test(test_many_host_names),
                 cmocka_unit_test(test_existing_files_and_symlinks),
