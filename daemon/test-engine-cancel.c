@@ -80,7 +80,7 @@ static void cancel_while_writing(bool overwrite) {
         }
         assert_int_equal(j->n_results, 0);
         /* Being written (else "none left" below proves nothing), and without a name. */
-        assert_int_equal(test_count_unnamed_files(&t), 3);
+        assert_int_equal(test_count_unnamed_files(t.dir), 3);
         assert_int_equal(test_count_files(&t, false), 0);
 
         job_cancel(j);

@@ -82,6 +82,33 @@ static void run_cases(const Case *cases, size_t n, const JobOptions *o) {
         test_run_done(&t);
 }
 
+/* Starts the job on t and runs it to its end; the time it took. */
+static Job *run_job_timed(TestRun *t, TaskSpec *tasks, size_t n, const JobOptions *o, uint64_t *ret_usec) {
+        uint64_t start, end;
+        Job *j;
+
+        assert_true(sd_event_now(t->event, CLOCK_MONOTONIC, &start) >= 0);
+        j = test_job_start(t, tasks, n, o);
+        test_run_until_finished(t, 1);
+        assert_true(sd_event_now(t->event, CLOCK_MONOTONIC, &end) >= 0);
+        *ret_usec = end - start;
+        return j;
+}
+
+/* A TCP socket bound to a free port of 127.0.0.1, not listening yet. */
+static int loopback_socket(struct sockaddr_in *ret_addr) {
+        struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(addr);
+        int fd;
+
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &addr, sizeof(addr)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &addr, &len), 0);
+        *ret_addr = addr;
+        return fd;
+}
+
 static void test_path_faults(void **state) {
         static const Case cases[] = {
                 { "/flags/br/br.gif", "br.gif", TASK_OK, 200, NULL },
@@ -320,7 +347,7 @@ static void test_loop_runs_while_pool_is_slow(void **state) {
         JobOptions o = JOB_OPTIONS_DEFAULT;
         Ticker k = {};
         sd_event_source *tick;
-        uint64_t start, end;
+        uint64_t took;
         TestRun t;
         Job *j;
 
@@ -329,15 +356,12 @@ static void test_loop_runs_while_pool_is_slow(void **state) {
         assert_int_equal(sd_event_add_time_relative(t.event, &tick, CLOCK_MONOTONIC, 10 * USEC_PER_MSEC, 1, on_tick, &k), 0);
         assert_int_equal(sd_event_source_set_enabled(tick, SD_EVENT_ON), 0);
         o.concurrency = 20;
-        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &start) >= 0);
-        j = test_job_start(&t, test_tasks_from_codes(base, (const char *const *) codes, 40), 40, &o);
-        test_run_until_finished(&t, 1);
-        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &end) >= 0);
+        j = run_job_timed(&t, test_tasks_from_codes(base, (const char *const *) codes, 40), 40, &o, &took);
         printf("40 files with 250 ms per disk operation on 4 threads: %.2f s, %u ticks, max gap %.1f ms\n",
-               (double) (end - start) / USEC_PER_SEC, k.ticks, (double) k.max_gap / USEC_PER_MSEC);
+               (double) took / USEC_PER_SEC, k.ticks, (double) k.max_gap / USEC_PER_MSEC);
         assert_int_equal(j->counts[TASK_OK], 40);
         /* 40 operations of 250 ms on 4 threads take >= 2.5 s; the 10 ms ticker never stalled. */
-        assert_true(end - start >= 2400 * USEC_PER_MSEC);
+        assert_true(took >= 2400 * USEC_PER_MSEC);
         /* A loop waiting on the pool would show gaps of 250 ms; allow for a loaded machine. */
         assert_true(k.max_gap < 200 * USEC_PER_MSEC);
         sd_event_source_disable_unref(tick);
@@ -347,20 +371,16 @@ static void test_loop_runs_while_pool_is_slow(void **state) {
 }
 
 static void test_refused_connections(void **state) {
-        struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t len = sizeof(addr);
         JobOptions o = JOB_OPTIONS_DEFAULT;
         TaskSpec *tasks = calloc(1000, sizeof(TaskSpec));
-        uint64_t start, end;
+        struct sockaddr_in addr;
+        uint64_t took;
         TestRun t;
         Job *j;
         int fd;
 
         /* A port that is bound but not listening refuses every connection, and stays ours. */
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(fd >= 0);
-        assert_int_equal(bind(fd, (struct sockaddr *) &addr, sizeof(addr)), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *) &addr, &len), 0);
+        fd = loopback_socket(&addr);
         for (size_t i = 0; i < 1000; i++) {
                 assert_true(asprintf(&tasks[i].url, "http://127.0.0.1:%u/f%zu.gif", ntohs(addr.sin_port), i) > 0);
                 tasks[i].filename = strdup("");
@@ -370,17 +390,14 @@ static void test_refused_connections(void **state) {
          * usually gets its number: that one must be watched, not found by curl's timers later. */
         o.concurrency = 100;
         test_run_init(&t, 0);
-        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &start) >= 0);
-        j = test_job_start(&t, tasks, 1000, &o);
-        test_run_until_finished(&t, 1);
-        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &end) >= 0);
-        printf("1000 refused connections, 100 at a time: %.3f s; %s\n", (double) (end - start) / USEC_PER_SEC,
+        j = run_job_timed(&t, tasks, 1000, &o, &took);
+        printf("1000 refused connections, 100 at a time: %.3f s; %s\n", (double) took / USEC_PER_SEC,
                result_of(j, 0)->error);
         assert_int_equal(j->counts[TASK_ERROR], 1000);
         assert_non_null(strstr(result_of(j, 999)->error, "refused"));
         assert_int_equal(test_count_files(&t, false), 0);
         /* Ten rounds of 100; unwatched sockets cost ~190 ms a round (1.8 s for the job). */
-        assert_true(end - start < 1000 * USEC_PER_MSEC);
+        assert_true(took < 1000 * USEC_PER_MSEC);
         job_free(j);
         test_run_done(&t);
         close(fd);
@@ -389,19 +406,15 @@ static void test_refused_connections(void **state) {
 /* A listener whose accept queue is full drops further SYNs: the connection never completes, and
  * the task's connect timeout, not its overall one (none here), must end it. */
 static void test_connect_timeout(void **state) {
-        struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t len = sizeof(addr);
         JobOptions o = JOB_OPTIONS_DEFAULT;
         TaskSpec *tasks = calloc(1, sizeof(TaskSpec));
+        struct sockaddr_in addr;
         int fd, fillers[4];
-        uint64_t start, end;
+        uint64_t took;
         TestRun t;
         Job *j;
 
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(fd >= 0);
-        assert_int_equal(bind(fd, (struct sockaddr *) &addr, sizeof(addr)), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *) &addr, &len), 0);
+        fd = loopback_socket(&addr);
         assert_int_equal(listen(fd, 0), 0);
         /* Never accepted: they fill the queue (a backlog of 0 still holds one). */
         for (size_t i = 0; i < ELEMENTSOF(fillers); i++) {
@@ -415,16 +428,13 @@ static void test_connect_timeout(void **state) {
         o.connect_timeout_usec = 300 * USEC_PER_MSEC;
         o.timeout_usec = 0;
         test_run_init(&t, 0);
-        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &start) >= 0);
-        j = test_job_start(&t, tasks, 1, &o);
-        test_run_until_finished(&t, 1);
-        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &end) >= 0);
-        printf("connect timeout 300 ms: %.3f s; %s\n", (double) (end - start) / USEC_PER_SEC, result_of(j, 0)->error);
+        j = run_job_timed(&t, tasks, 1, &o, &took);
+        printf("connect timeout 300 ms: %.3f s; %s\n", (double) took / USEC_PER_SEC, result_of(j, 0)->error);
         assert_int_equal(j->counts[TASK_ERROR], 1);
         /* "Failed to connect … after 300 ms: Timeout was reached", or, when the timer fires
          * first (valgrind), "Connection timeout after 300 ms". */
         assert_non_null(strstr(result_of(j, 0)->error, "imeout"));
-        assert_true(end - start >= 250 * USEC_PER_MSEC && end - start < 2 * USEC_PER_SEC);
+        assert_true(took >= 250 * USEC_PER_MSEC && took < 2 * USEC_PER_SEC);
         job_free(j);
         test_run_done(&t);
         for (size_t i = 0; i < ELEMENTSOF(fillers); i++)
@@ -633,7 +643,7 @@ static void test_many_host_names(void **state) {
         char **codes = NULL;
         size_t n, n_tasks = 3 * N_HOST_NAMES;
         TaskSpec *tasks;
-        uint64_t start, end;
+        uint64_t took;
         TestRun t;
         Job *j;
 
@@ -662,16 +672,13 @@ static void test_many_host_names(void **state) {
         }
         o.concurrency = 2;
         test_run_init(&t, 0);
-        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &start) >= 0);
-        j = test_job_start(&t, tasks, n_tasks, &o);
-        test_run_until_finished(&t, 1);
-        assert_true(sd_event_now(t.event, CLOCK_MONOTONIC, &end) >= 0);
+        j = run_job_timed(&t, tasks, n_tasks, &o, &took);
         printf("%zu files from %u host names, 2 at a time: %.3f s\n", n_tasks, N_HOST_NAMES,
-               (double) (end - start) / USEC_PER_SEC);
+               (double) took / USEC_PER_SEC);
         assert_int_equal(j->counts[TASK_OK], n_tasks);
         /* 0.3-0.7 s (4 s under valgrind); with the connection socket unwatched until curl's
          * timers look at it, 15 s. */
-        assert_true(end - start < 8 * USEC_PER_SEC);
+        assert_true(took < 8 * USEC_PER_SEC);
         job_free(j);
         test_run_done(&t);
         test_flag_codes_free(codes);

@@ -158,14 +158,14 @@ size_t test_count_files(TestRun *t, bool temporary_only) {
         return n;
 }
 
-size_t test_count_unnamed_files(TestRun *t) {
-        char prefix[sizeof(t->dir) + 1], link[sizeof("/proc/self/fd/") + 256], target[PATH_MAX];
+size_t test_count_unnamed_files(const char *dir) {
+        char prefix[PATH_MAX], link[sizeof("/proc/self/fd/") + 256], target[PATH_MAX];
         DIR *d = opendir("/proc/self/fd");
         struct dirent *de;
         size_t n = 0;
 
         assert_non_null(d);
-        snprintf(prefix, sizeof(prefix), "%s/", t->dir);
+        snprintf(prefix, sizeof(prefix), "%s/", dir);
         while ((de = readdir(d))) {
                 ssize_t len;
 

@@ -37,8 +37,8 @@ void test_assert_results_complete(Job *j);
 
 /* Files in t->dir, excluding "." and ".."; temporary names start with ".#". */
 size_t test_count_files(TestRun *t, bool temporary_only);
-/* Files in t->dir this process has open but that have no name there (O_TMPFILE, being written). */
-size_t test_count_unnamed_files(TestRun *t);
+/* Files in dir this process has open but that have no name there (O_TMPFILE, being written). */
+size_t test_count_unnamed_files(const char *dir);
 bool test_file_equals(const char *path_a, int dirfd_b, const char *name_b);
 /* GET url into a malloc'd string (blocking; for server stats). */
 char *test_http_get(const char *url);
