@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* parse-util: strict parsers for asyncctl's option values (ids, counts, time spans, sizes). */
+/* parse-util: strict parsers for option values of asyncctl and asyncd (ids, counts, time spans, sizes). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
