@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* file-writer: one download's file, buffered in memory and written through the disk pool into a
- * temporary (or unnamed) file inside the destination directory, then linked into place. */
+/* file-writer: one download's file, buffered in memory and written through the disk pool into an
+ * unnamed (or, where the file system has none, temporary) file inside the destination directory,
+ * then linked into place. */
 #pragma once
 
 #include <stdbool.h>
