@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* bus-job: one job as a D-Bus object — properties, Cancel/GetResults, and the Completed, Finished
- * and PropertiesChanged signals, batched and coalesced.
+/* bus-job: one job as a D-Bus object — properties, Cancel/GetResults, GetTasks and AddTasks (the
+ * extensions), and the Completed, Finished and PropertiesChanged signals, batched and coalesced.
  *
  * Results are kept in the engine's Job in completion order; n_signalled marks how far Completed
  * signals have gone. A short timer batches results that finish close together into one signal;
