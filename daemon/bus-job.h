@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* bus-job: one job as a D-Bus object — properties, Cancel/GetResults, and the Completed, Finished
- * and PropertiesChanged signals, batched and coalesced. */
+/* bus-job: one job as a D-Bus object — properties, Cancel/GetResults, GetTasks and AddTasks (the
+ * extensions), and the Completed, Finished and PropertiesChanged signals, batched and coalesced. */
 #pragma once
 
 #include <stdbool.h>
