@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* bus-manager: the io.asyncd1.Manager interface — SubmitJob and its argument checks, job lookup
- * and listing — and the registration of every object the daemon serves. */
+/* bus-manager: the io.asyncd1.Manager interface — SubmitJob and its argument checks, CancelJob, job
+ * lookup and listing — and the registration of every object the daemon serves. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
