@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* task-spec: checks a job's (URL, file name) list before anything is created. */
+/* task-spec: checks a job's (URL, file name) list before anything is created, deriving the empty file
+ * names from the URLs and refusing duplicate ones. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
