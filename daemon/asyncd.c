@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* asyncd: the daemon's entry point — options, bus connection, signals, and the event loop. */
+/* asyncd: the daemon's entry point — options, the descriptor limit, bus connection, signals, and the
+ * event loop. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
