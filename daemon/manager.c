@@ -223,7 +223,11 @@ int manager_start(Manager *m) {
                 return log_error_errno(r, "Failed to acquire bus name %s: %m", BUS_NAME);
 
         (void) sd_notify(false, "READY=1\nSTATUS=Ready, no jobs.");
-        log_info("asyncd ready on %s bus as %s.", m->system_bus ? "the system" : "a session", BUS_NAME);
+        /* A bus given by --bus-address= gets a session bus's rules: say so, not which bus it is. */
+        if (m->system_bus)
+                log_info("asyncd ready on the system bus as %s.", BUS_NAME);
+        else
+                log_info("asyncd ready as %s, with a session bus's rules (no access checks).", BUS_NAME);
         manager_jobs_changed(m);
         return 0;
 }
