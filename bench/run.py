@@ -927,7 +927,7 @@ def main():
     p.add_argument("--million", action="store_true", help="also the 1,000,000-task job (several minutes)")
     p.add_argument("--million-tasks", type=int, default=1_000_000, help=argparse.SUPPRESS)
     p.add_argument("--scenarios", help="only these scenarios (names, name prefixes or kinds: "
-                   "small, big, wrk, cancel, million)")
+                   "small, big, wrk, cancel, create, million)")
     p.add_argument("--tools", help=f"only these tools ({', '.join(ALL_TOOLS)})")
     p.add_argument("--fs", default="tmpfs,disk", help="output file systems (tmpfs, disk)")
     p.add_argument("--build-dir", default=os.path.join(REPO, "build"), help="meson build dir with asyncd")
