@@ -64,6 +64,7 @@ struct FileWriter {
         /* Owned by the worker while busy. */
         int fd;
         char *tmpname;                  /* NULL for an unnamed O_TMPFILE */
+        bool replaced;                  /* the rename put the file over an existing one */
         uint64_t written;
         Buffer writing;
 
@@ -216,8 +217,11 @@ static int link_into_place(FileWriter *w) {
 
                 /* rename() would not follow a planted symlink either, but refuse to replace
                  * anything that is not a plain file rather than surprise the user. */
-                if (fstatat(w->dirfd, w->filename, &st, AT_SYMLINK_NOFOLLOW) >= 0 && !S_ISREG(st.st_mode))
-                        return -EEXIST;
+                if (fstatat(w->dirfd, w->filename, &st, AT_SYMLINK_NOFOLLOW) >= 0) {
+                        if (!S_ISREG(st.st_mode))
+                                return -EEXIST;
+                        w->replaced = true;
+                }
                 if (!w->tmpname) {
                         r = name_unnamed(w);
                         if (r < 0)
@@ -248,7 +252,7 @@ static int discard(FileWriter *w) {
 static void unlink_after_failure(FileWriter *w, const struct stat *linked) {
         struct stat st;
 
-        if (w->flags & FILE_WRITER_OVERWRITE)
+        if (w->replaced)
                 return;
         if (fstatat(w->dirfd, w->filename, &st, AT_SYMLINK_NOFOLLOW) >= 0 &&
             st.st_dev == linked->st_dev && st.st_ino == linked->st_ino)

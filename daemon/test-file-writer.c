@@ -338,6 +338,11 @@ static void test_fsync_failures(void **state) {
         expect_commit_failure(f, "b.bin", FILE_WRITER_FSYNC | FILE_WRITER_OVERWRITE, 7000, NULL);
         assert_string_equal(listing(f), "b.bin");
         check_file(f, "b.bin", 7000);
+
+        /* With overwrite but no file to replace, nothing was lost: the new file goes again. */
+        expect_commit_failure(f, "c.bin", FILE_WRITER_FSYNC | FILE_WRITER_OVERWRITE, 7000,
+                              "cannot fsync the directory of c.bin: Input/output error");
+        assert_string_equal(listing(f), "b.bin");
 }
 
 /* A file that replaces another has no name while it downloads, so that a crash (SIGKILL) cannot
