@@ -74,9 +74,9 @@ static int read_options(sd_bus_message *message, JobOptions *o, const char **ret
         return sd_bus_message_exit_container(message);
 }
 
-static int check_directory(int fd, int *ret, sd_bus_error *error) {
+static int check_directory(int fd, bool need_fsync, int *ret, sd_bus_error *error) {
         struct stat st;
-        int copy;
+        int copy, flags;
 
         if (fstat(fd, &st) < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "directory: cannot stat descriptor: %s",
@@ -84,9 +84,22 @@ static int check_directory(int fd, int *ret, sd_bus_error *error) {
         if (!S_ISDIR(st.st_mode))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "directory: file descriptor does not refer to a directory");
-        copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (copy < 0)
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0)
                 return -errno;
+        if (need_fsync && (flags & O_PATH)) {
+                /* fsync() of an O_PATH descriptor fails (EBADF): every task would fail after its file
+                 * was linked in. The same directory, opened through the descriptor itself. */
+                copy = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (copy < 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "directory: cannot open the O_PATH descriptor for fsync: %s",
+                                                 strerror(errno));
+        } else {
+                copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                if (copy < 0)
+                        return -errno;
+        }
         *ret = copy;
         return 0;
 }
@@ -159,7 +172,7 @@ static int method_submit_job(sd_bus_message *message, void *userdata, sd_bus_err
         }
         if (r < 0)
                 goto fail;
-        r = check_directory(fd, &dirfd, error);
+        r = check_directory(fd, options.fsync, &dirfd, error);
         if (r < 0)
                 goto fail;
         if (manager_count_running_jobs_of(m, uid) >= m->config.max_jobs_per_owner) {

@@ -25,6 +25,7 @@ def main():
         cancel_from_other_client(bus)
         bad_input(bus)
         odd_servers(bus)
+        o_path_directory(bus)
         limits(bus)
         sigterm_mid_job(bus, daemon)
     with session_daemon() as (bus, daemon):
@@ -203,6 +204,30 @@ def odd_servers(bus):
     check(c.pump(lambda: c.job_signals(path, "Finished"), 10), "cancel mid-body: Finished")
     r = c.completed_results(path)[0]
     check(r[2] == "cancelled" and r[3] == 200, f"cancelled mid-body keeps http_code 200: {r}")
+    c.close()
+
+
+def o_path_directory(bus):
+    """An O_PATH descriptor is a directory descriptor too: with fsync (which it cannot do itself) the
+    tasks succeed all the same, instead of failing with their files left in place."""
+    plain = env("ASYNCD_TEST_FAULT_PLAIN_URL")
+    out = tempfile.mkdtemp(prefix="asyncd-opath-")
+    with open(os.path.join(out, "old"), "w") as f:
+        f.write("old")
+    c = Client(bus.address)
+    c.subscribe()
+    fd = os.open(out, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        job_id, path = c.submit([(f"{plain}/bytes/10", "new"), (f"{plain}/bytes/10", "old")], fd,
+                                {"fsync": GLib.Variant("b", True), "overwrite": GLib.Variant("b", True)})
+    finally:
+        os.close(fd)
+    check(c.pump(lambda: c.job_signals(path, "Finished"), 20), "O_PATH directory: Finished")
+    results = sorted(c.completed_results(path), key=lambda r: r[1])
+    check([r[2:6] for r in results] == [("ok", 200, 10, "new"), ("ok", 200, 10, "old")],
+          f"O_PATH directory with fsync and overwrite: both tasks ok ({results})")
+    check({n: os.path.getsize(os.path.join(out, n)) for n in os.listdir(out)} == {"new": 10, "old": 10},
+          "O_PATH directory: the two files, nothing else")
     c.close()
 
 
