@@ -3,14 +3,17 @@
 created, the daemon keeps serving), what odd servers send (text that is not UTF-8, error pages
 over max_bytes), SIGTERM and SIGHUP mid-job (no temporary file left, exit 0), SIGKILL mid-job (no
 temporary file left either, as files have no name until complete), a low descriptor limit (fewer
-transfers, no lost bus), idle connections closed, and losing the bus (exit 1)."""
+transfers, no lost bus), idle connections closed, losing the bus (exit 1), and the life of a job
+object: announced with InterfacesAdded, removed with InterfacesRemoved, its id not given again."""
 
+import json
 import os
 import re
 import signal
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 from gi.repository import GLib
 
@@ -32,6 +35,8 @@ def main():
         sigterm_mid_job(bus, daemon, signal.SIGHUP, "Hangup")
     with session_daemon() as (bus, daemon):
         sigkill_mid_job(bus, daemon)
+    with session_daemon("--keep-finished=1") as (bus, daemon):
+        objects_ids_and_expiry(bus)
     descriptor_limit()
     idle_connections_closed()
     bus_lost()
@@ -46,6 +51,7 @@ def cancel_from_other_client(bus):
     codes = flag_codes()
     job_id, path = a.submit([(f"{delay}/flags/{c}/{c}.gif", "") for c in codes], out, {"concurrency": GLib.Variant("u", 10)})
     a.pump(lambda: len(a.completed_results(path)) >= 20)
+    before = a.all_results(path)
     b.call(MANAGER_PATH, MANAGER, "CancelJob", "t", (job_id,))
     check(a.pump(lambda: a.job_signals(path, "Finished")), "Finished after CancelJob from another client")
     results = a.completed_results(path)
@@ -59,6 +65,8 @@ def cancel_from_other_client(bus):
     state, n_ok, _, _, n_cancelled = a.job_signals(path, "Finished")[0]
     check(state == "cancelled" and n_ok == len(ok) and n_cancelled == len(cancelled), f"Finished({state}, ...)")
     check(sorted(os.listdir(out)) == sorted(r[5] for r in ok), "only the ok files exist, no partial or temporary file")
+    check(len(before) >= 20 and a.all_results(path)[:len(before)] == before,
+          f"the {len(before)} results reported before the cancel stay as they were")
     check(a.get_property(path, JOB, "State") == "cancelled", "State property is cancelled")
     check(dbus_error(lambda: b.call(path, JOB, "Cancel")) == (None, None), "Cancel on a finished job is a no-op")
     check(a.get_property(MANAGER_PATH, MANAGER, "ActiveTransfers") == 0, "no transfers left on the wire")
@@ -79,6 +87,10 @@ def bad_input(bus):
 
     def submit(tasks, options=None, flags=0, directory=out):
         return lambda: c.submit(tasks, directory, options, flags)
+
+    c.subscribe()
+    jobs_before = c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")[0]
+    expect_error(c, "filename .", submit([(good[0], ".")]), INVALID, 'task 0: invalid file name "."')
 
     expect_error(c, "no tasks", submit([]), INVALID, "at least one task")
     expect_error(c, "file:// URL", submit([good, ("file:///etc/passwd", "")]), INVALID,
@@ -120,6 +132,10 @@ def bad_input(bus):
                  INVALID, "directory: the handle does not refer to a file descriptor")
     os.close(fd)
     check(os.listdir(out) == [], "nothing created by refused submissions")
+    c.pump(lambda: False, 0.2)
+    check(c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")[0] == jobs_before and
+          not [m for (p, m, _) in c.signals if m in ("JobNew", "InterfacesAdded")],
+          "refused submissions create no job: no JobNew, no InterfacesAdded, ListJobs unchanged")
 
     expect_error(c, "GetJob unknown id", lambda: c.call(MANAGER_PATH, MANAGER, "GetJob", "t", (999,), "(o)"),
                  "io.asyncd1.Error.NoSuchJob", "no job with id 999")
@@ -139,7 +155,6 @@ def bad_input(bus):
 
     # Still serving after all of that.
     job_id, path = c.submit([good], out)
-    c.subscribe()
     c.pump(lambda: c.job_signals(path, "Finished"), 20)
     check(c.get_property(path, JOB, "Ok") == 1 and os.listdir(out) == ["br.gif"], "daemon still serves jobs")
     # Kept for queries, the finished job no longer holds its directory open (umount would fail).
@@ -166,7 +181,8 @@ def odd_servers(bus):
              (f"{plain}/bytes/3", "small"),
              (f"{plain}/reason//status/451/c", "no-phrase"),                           # as over HTTP/2
              (f"{plain}/reason//status/599/d", "unknown-code"),
-             (f"{plain}/status/206/e", "partial")]                                     # never asked for
+             (f"{plain}/status/206/e", "partial"),                                     # never asked for
+             ("http://127.0.0.1:1/f", "refused")]                                      # nothing listens
     path, by_name = run(tasks)
     check(len(by_name) == len(tasks), f"odd servers: every result came in Completed ({len(by_name)})")
     check(by_name.get("bad-utf8", [""] * 7)[6] == "HTTP 503 Bad \ufffd Thing", "invalid UTF-8 replaced")
@@ -179,6 +195,8 @@ def odd_servers(bus):
           f"{by_name['unknown-code'][6]!r}")
     check(by_name["partial"][2:4] == ("error", 206) and "not asked for" in by_name["partial"][6],
           f"206 is not a file: {by_name['partial']}")
+    check(by_name["refused"][2:6] == ("error", 0, 0, "") and "Connection refused" in by_name["refused"][6],
+          f"no response: http_code 0, and the reason: {by_name['refused']}")
 
     tasks = [(f"{plain}/flags/zz/zz.gif", "missing"),                                  # 404, 14-byte body
              (f"{plain}/redirect/1/bytes/5", "redirected"),                            # 302, 31-byte body
@@ -325,6 +343,48 @@ def idle_connections_closed():
     finally:
         check(daemon.stop() == 0, "asyncd exits 0 on SIGTERM")
         bus.stop()
+
+
+def objects_ids_and_expiry(bus):
+    """Every object answers Peer and Properties; InterfacesAdded announces a job with its properties
+    (the option defaults among them: concurrency 5 is also what the server sees); a finished job
+    goes after --keep-finished with InterfacesRemoved, and then is gone everywhere; its id is not
+    given again."""
+    plain = env("ASYNCD_TEST_FAULT_PLAIN_URL")
+    c = Client(bus.address)
+    c.subscribe()
+    urllib.request.urlopen(f"{plain}/_stats/reset").read()
+    job_id, path = c.submit([(f"{plain}/delay/300/bytes/{100 + i}", "") for i in range(12)],
+                            tempfile.mkdtemp(prefix="asyncd-expiry-"))
+    check(job_id == 1 and path == "/io/asyncd1/job/1", f"the first job has id 1 ({job_id})")
+    def added():
+        return [a for (p, m, a) in c.signals if m == "InterfacesAdded" and p == MANAGER_PATH and a[0] == path]
+    c.pump(added, 5)
+    props = added()[0][1].get(JOB, {}) if added() else {}
+    check(props.get("Id") == 1 and props.get("State") == "running" and props.get("Total") == 12 and
+          props.get("Concurrency") == 5 and props.get("Name") == "",
+          f"InterfacesAdded from {MANAGER_PATH} announces the job with its properties: {props}")
+    for obj in (MANAGER_PATH, path):
+        err, _ = dbus_error(lambda: c.call(obj, "org.freedesktop.DBus.Peer", "Ping"))
+        check(err is None, f"{obj} implements org.freedesktop.DBus.Peer")
+    version = c.get_property(MANAGER_PATH, MANAGER, "Version")
+    check(isinstance(version, str) and version != "", f"Version property: {version!r}")
+    check(c.pump(lambda: c.job_signals(path, "Finished"), 30) and
+          c.job_signals(path, "Finished") == [("done", 12, 0, 0, 0)], "the 12 tasks ok")
+    stats = json.loads(urllib.request.urlopen(f"{plain}/_stats").read())
+    check(2 <= stats["max_concurrent"] <= 5, f"default concurrency: at most 5 requests at once ({stats})")
+
+    check(c.pump(lambda: [a for (p, m, a) in c.signals if m == "InterfacesRemoved" and a[0] == path], 15),
+          "the finished job is removed after --keep-finished, with InterfacesRemoved")
+    expect_error(c, "GetJob of a removed job", lambda: c.call(MANAGER_PATH, MANAGER, "GetJob", "t", (job_id,), "(o)"),
+                 "io.asyncd1.Error.NoSuchJob", f"no job with id {job_id}")
+    check(c.call(MANAGER_PATH, MANAGER, "ListJobs", reply="(a(tossuuuuu))")[0] == [], "ListJobs no longer lists it")
+    err, _ = dbus_error(lambda: c.get_results(path))
+    check(err == "org.freedesktop.DBus.Error.UnknownObject", f"its object is gone: {err}")
+    job2, path2 = c.submit([(f"{plain}/bytes/3", "")], tempfile.mkdtemp(prefix="asyncd-expiry-"))
+    check(job2 == 2 and path2 == "/io/asyncd1/job/2", f"the next job has id 2, not the removed job's 1 ({job2})")
+    c.pump(lambda: c.job_signals(path2, "Finished"), 10)
+    c.close()
 
 
 def bus_lost():
