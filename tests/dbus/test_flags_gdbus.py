@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """A GDBus client runs the flags job through the real asyncd on a private session bus: every result
 arrives exactly once, in seq order, Finished comes last, the files equal the fixtures; a second
-client attaching late catches up with GetResults. A job of 70,000 tasks, cancelled at once: its
-results come in Completed batches of at most 4,096, and GetResults/GetTasks in pages of 65,536."""
+client attaching late catches up with GetResults; PropertiesChanged is coalesced to about ten a
+second. A job of 70,000 tasks, cancelled at once: its results come in Completed batches of at most
+4,096, and GetResults/GetTasks in pages of 65,536."""
 
 import filecmp
 import os
 import tempfile
+import time
 
 from asyncd_test import (JOB, MANAGER, MANAGER_PATH, Bus, Client, Daemon, check, env, finish, flag_codes,
                          temporary_files)
@@ -36,6 +38,10 @@ def run(bus, nginx, delay, fixtures):
 
     a = Client(bus.address)
     a.subscribe()
+    changed_at = []     # arrival times of the job's PropertiesChanged
+    a.subscriptions.append(a.conn.signal_subscribe(
+        None, "org.freedesktop.DBus.Properties", "PropertiesChanged", None, None, 0,
+        lambda *args: changed_at.append((args[2], time.monotonic()))))
     job_id, path = a.submit(tasks, out, {"concurrency": GLib_u(20), "name": GLib_s("flags")})
     check(path == f"/io/asyncd1/job/{job_id}", f"SubmitJob returned id {job_id} and path {path}")
     check(a.pump(lambda: a.job_signals(path, "Finished")), "Finished arrives")
@@ -72,6 +78,17 @@ def run(bus, nginx, delay, fixtures):
           "the final PropertiesChanged carries FinishedUSec")
     check(order.index("Finished") > max(i for i, m in enumerate(order) if m == "PropertiesChanged"),
           "final PropertiesChanged before Finished")
+
+    # 40 results 25 ms apart: PropertiesChanged coalesced to about ten a second (a late loop only
+    # spaces them further), plus the final one.
+    staggered = [(f"{delay}/delay/{25 * i}/flags/{c}/{c}.gif", "") for i, c in enumerate(codes[:40])]
+    _, path3 = a.submit(staggered, tempfile.mkdtemp(prefix="asyncd-staggered-"), {"concurrency": GLib_u(40)})
+    check(a.pump(lambda: a.job_signals(path3, "Finished")), "staggered job finished")
+    times = [t for (p, t) in changed_at if p == path3]
+    span = times[-1] - times[0] if times else 0
+    n_completed = len(a.job_signals(path3, "Completed"))
+    check(span > 0.5 and len(times) <= 10 * span + 3,
+          f"PropertiesChanged coalesced: {len(times)} in {span:.2f} s ({n_completed} Completed signals)")
     a.pump(lambda: any(m == "JobFinished" for (p, m, _) in a.signals), 10)
     mgr = [args for (p, m, args) in a.signals if p == MANAGER_PATH]
     check((job_id, path) in mgr, "JobNew on the manager")
