@@ -41,7 +41,7 @@ static int append_results(BusJob *bj, sd_bus_message *m, uint32_t from, uint32_t
                 r = sd_bus_message_append(m, "(uusutss)", seq, res->index, task_status_to_string(res->status),
                                           (uint32_t) res->http_code, res->bytes,
                                           res->status == TASK_OK ? j->tasks[res->index].filename : "",
-                                          res->error ?: "");
+                                          task_result_error(res));
                 if (r < 0)
                         return r;
         }

@@ -30,6 +30,20 @@ const char *task_status_to_string(TaskStatus s) {
         return s >= 0 && s < _TASK_STATUS_MAX ? task_status_table[s] : NULL;
 }
 
+/* Kept out of the results: a million cancelled tasks would otherwise hold a million copies. */
+const char *task_result_error(const TaskResult *r) {
+        if (r->error)
+                return r->error;
+        switch (r->status) {
+        case TASK_NOT_FOUND:
+                return "HTTP 404 Not Found";
+        case TASK_CANCELLED:
+                return "Cancelled";
+        default:
+                return "";
+        }
+}
+
 const char *job_state_to_string(JobState s) {
         return s >= 0 && s < _JOB_STATE_MAX ? job_state_table[s] : NULL;
 }

@@ -55,6 +55,9 @@ typedef struct TaskResult {
         uint8_t status;         /* TaskStatus */
 } TaskResult;
 
+/* The result's reason as clients see it: its own, or what its status means ("" only for ok). */
+const char *task_result_error(const TaskResult *r);
+
 typedef struct JobCallbacks {
         /* A task finished; results[seq] holds it. */
         void (*on_result)(Job *j, uint32_t seq, void *userdata);

@@ -62,6 +62,8 @@ def cancel_from_other_client(bus):
     cancelled = [r for r in results if r[2] == "cancelled"]
     check(len(ok) + len(cancelled) == len(codes) and len(cancelled) > 100,
           f"{len(ok)} ok, {len(cancelled)} cancelled")
+    check(all(r[6] == "" for r in ok) and all(r[6] == "Cancelled" for r in cancelled),
+          "ok results have no reason, cancelled ones say so")
     state, n_ok, _, _, n_cancelled = a.job_signals(path, "Finished")[0]
     check(state == "cancelled" and n_ok == len(ok) and n_cancelled == len(cancelled), f"Finished({state}, ...)")
     check(sorted(os.listdir(out)) == sorted(r[5] for r in ok), "only the ok files exist, no partial or temporary file")

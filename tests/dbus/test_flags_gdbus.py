@@ -57,8 +57,9 @@ def run(bus, nginx, delay, fixtures):
     by_index = {r[1]: r for r in results}
     ok = [by_index[i] for i in range(194)]
     check(all(r[2] == "ok" and r[3] == 200 and r[6] == "" for r in ok), "194 flags ok with HTTP 200")
-    check(all(r[2] == "not_found" and r[3] == 404 and r[5] == "" for r in (by_index[194 + i] for i in range(3))),
-          "the 3 unknown codes are not_found with HTTP 404")
+    check(all(r[2] == "not_found" and r[3] == 404 and r[5] == "" and r[6] == "HTTP 404 Not Found"
+              for r in (by_index[194 + i] for i in range(3))),
+          "the 3 unknown codes are not_found with HTTP 404, and say so")
     same = all(filecmp.cmp(os.path.join(fixtures, "flags", c, f"{c}.gif"), os.path.join(out, f"{c}.gif"),
                            shallow=False) for c in codes[:194])
     check(same, "all 194 files byte-identical to the fixtures")
