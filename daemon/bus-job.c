@@ -28,20 +28,41 @@ static uint64_t now_realtime(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
-static int append_results(BusJob *bj, sd_bus_message *m, uint32_t from, uint32_t to) {
+/* A page of GetResults/GetTasks ends early once it holds this much: a message over the bus's limit
+ * (32 MiB by default on a system bus) makes dbus-daemon disconnect its sender, the whole daemon. */
+#define REPLY_BYTES_MAX (8U * 1024U * 1024U)
+
+/* Whether an item of the given strings still fits a page that holds *bytes (the first always does),
+ * counting it in if so. Each item also takes its fixed fields, length words and padding. */
+static bool page_takes(size_t *bytes, size_t budget, const char *a, const char *b) {
+        size_t item = strlen(a) + strlen(b) + 48;
+
+        if (*bytes > 0 && item > budget - MIN(*bytes, budget))
+                return false;
+        *bytes += item;
+        return true;
+}
+
+/* Appends results [from, *to), ending early past budget bytes; *to is where it ended. */
+static int append_results(BusJob *bj, sd_bus_message *m, uint32_t from, uint32_t *to, size_t budget) {
         Job *j = bj->job;
+        size_t bytes = 0;
         int r;
 
         r = sd_bus_message_open_container(m, 'a', "(uusutss)");
         if (r < 0)
                 return r;
-        for (uint32_t seq = from; seq < to; seq++) {
+        for (uint32_t seq = from; seq < *to; seq++) {
                 const TaskResult *res = &j->results[seq];
+                const char *filename = res->status == TASK_OK ? j->tasks[res->index].filename : "";
+                const char *reason = task_result_error(res);
 
+                if (!page_takes(&bytes, budget, filename, reason)) {
+                        *to = seq;
+                        break;
+                }
                 r = sd_bus_message_append(m, "(uusutss)", seq, res->index, task_status_to_string(res->status),
-                                          (uint32_t) res->http_code, res->bytes,
-                                          res->status == TASK_OK ? j->tasks[res->index].filename : "",
-                                          task_result_error(res));
+                                          (uint32_t) res->http_code, res->bytes, filename, reason);
                 if (r < 0)
                         return r;
         }
@@ -57,9 +78,10 @@ static void flush_completed(BusJob *bj) {
         if (bj->n_signalled >= to)
                 return;
 
+        /* At most COMPLETED_BATCH_MAX results of bounded size: no byte budget needed. */
         r = sd_bus_message_new_signal(bj->manager->bus, &m, bj->path, JOB_INTERFACE, "Completed");
         if (r >= 0)
-                r = append_results(bj, m, bj->n_signalled, to);
+                r = append_results(bj, m, bj->n_signalled, &to, SIZE_MAX);
         if (r >= 0)
                 r = sd_bus_send(bj->manager->bus, m, NULL);
         if (r < 0)
@@ -317,7 +339,7 @@ static int method_cancel(sd_bus_message *message, void *userdata, sd_bus_error *
 }
 
 /* Reads the (cursor, max) of GetResults/GetTasks, checks access, and clamps to [cursor, to) within
- * n items and at most GET_RESULTS_MAX, so a reply always fits in a message. */
+ * n items and at most GET_RESULTS_MAX items (the reply may end earlier: REPLY_BYTES_MAX). */
 static int read_page(sd_bus_message *message, BusJob *bj, uint32_t n, uint32_t *ret_cursor, uint32_t *ret_to,
                      sd_bus_error *error) {
         uint32_t cursor, max;
@@ -347,7 +369,7 @@ static int method_get_results(sd_bus_message *message, void *userdata, sd_bus_er
         r = sd_bus_message_new_method_return(message, &reply);
         if (r < 0)
                 return r;
-        r = append_results(bj, reply, cursor, to);
+        r = append_results(bj, reply, cursor, &to, REPLY_BYTES_MAX);
         if (r < 0)
                 return r;
         r = sd_bus_message_append(reply, "u", to);
@@ -418,6 +440,7 @@ static int method_get_tasks(sd_bus_message *message, void *userdata, sd_bus_erro
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         BusJob *bj = userdata;
         uint32_t cursor, to;
+        size_t bytes = 0;
         int r;
 
         r = read_page(message, bj, bj->job->n_tasks, &cursor, &to, error);
@@ -431,7 +454,13 @@ static int method_get_tasks(sd_bus_message *message, void *userdata, sd_bus_erro
         if (r < 0)
                 return r;
         for (uint32_t i = cursor; i < to; i++) {
-                r = sd_bus_message_append(reply, "(ss)", bj->job->tasks[i].url, bj->job->tasks[i].filename);
+                const TaskSpec *t = &bj->job->tasks[i];
+
+                if (!page_takes(&bytes, REPLY_BYTES_MAX, t->url, t->filename)) {
+                        to = i;
+                        break;
+                }
+                r = sd_bus_message_append(reply, "(ss)", t->url, t->filename);
                 if (r < 0)
                         return r;
         }

@@ -20,6 +20,11 @@ def main():
         run(bus)
     finally:
         check(daemon.stop() == 0, "asyncd exits 0")
+    daemon = Daemon(bus)
+    try:
+        long_urls_paged(bus)
+    finally:
+        check(daemon.stop() == 0, "asyncd exits 0 after the long-URL pages")
         bus.stop()
     finish()
 
@@ -105,6 +110,32 @@ def run(bus):
     c.call(path5, JOB, "AddTasks", "a(ss)t", ([], 0))
     check(c.pump(lambda: c.job_signals(path5, "Finished"), 10), "an empty last AddTasks finishes the job")
     check(c.job_signals(path5, "Finished") == [("done", 2, 0, 0, 0)], "as done, with its 2 results")
+    c.close()
+
+
+
+def long_urls_paged(bus):
+    """A job whose tasks add up to more than a message may carry (dbus-daemon's default limit,
+    32 MiB, which the test buses keep): GetTasks pages end early by size, and paging through them
+    gives every task; a reply over the limit would make the bus disconnect the daemon."""
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    long = "a" * 60000
+    tasks = [(f"{nginx}/{long}/t{i}", "") for i in range(600)]     # 36 MB of URLs
+    c = Client(bus.address)
+    job_id, path = c.submit(tasks[:100], tempfile.mkdtemp(prefix="asyncd-long-"), flags=1)
+    for k in range(100, 600, 100):
+        c.call(path, JOB, "AddTasks", "a(ss)t", (tasks[k:k + 100], 1 if k + 100 < 600 else 0))
+    first, next_cursor = c.call(path, JOB, "GetTasks", "uu", (0, 65536), "(a(ss)u)")
+    check(0 < len(first) < 600 and next_cursor == len(first),
+          f"GetTasks of 36 MB of URLs: a first page of {len(first)} tasks, continuing at {next_cursor}")
+    got, cursor = list(first), next_cursor
+    while cursor < 600:
+        page, cursor = c.call(path, JOB, "GetTasks", "uu", (cursor, 65536), "(a(ss)u)")
+        if not page:
+            break
+        got += page
+    check(got == [(u, f"t{i}") for i, (u, _) in enumerate(tasks)], f"the pages give all 600 tasks in order ({len(got)})")
+    check(c.pump(lambda: c.get_property(path, JOB, "State") != "running", 60), "the long-URL job ends")
     c.close()
 
 
