@@ -118,6 +118,22 @@ static size_t submit_chunk(void) {
         return v > 0 ? v : SUBMIT_CHUNK_TASKS;
 }
 
+/* Where the chunk that starts at task from ends: after SUBMIT_CHUNK_TASKS tasks, or earlier once
+ * their strings reach SUBMIT_CHUNK_BYTES (long URLs: 30,000 presigned ones are over 32 MiB). */
+static size_t chunk_end(const TaskList *tasks, size_t from) {
+        size_t to = from, bytes = 0, max = submit_chunk();
+
+        while (to < tasks->n && to - from < max) {
+                const Task *t = &tasks->tasks[to];
+
+                bytes += strlen(t->url) + strlen(t->filename ?: "") + 16;
+                if (to > from && bytes > SUBMIT_CHUNK_BYTES)
+                        break;
+                to++;
+        }
+        return to;
+}
+
 static int append_tasks(sd_bus_message *m, const TaskList *tasks, size_t from, size_t to) {
         int r;
 
@@ -142,7 +158,8 @@ int bus_message_new_submit(sd_bus *bus, const TaskList *tasks, int dir_fd, const
         if (r < 0)
                 return r;
 
-        r = append_tasks(m, tasks, 0, MIN(tasks->n, submit_chunk()));
+        size_t first = chunk_end(tasks, 0);
+        r = append_tasks(m, tasks, 0, first);
         if (r < 0)
                 return r;
 
@@ -155,7 +172,7 @@ int bus_message_new_submit(sd_bus *bus, const TaskList *tasks, int dir_fd, const
         if (r < 0)
                 return r;
 
-        r = sd_bus_message_append(m, "t", tasks->n > submit_chunk() ? UINT64_C(1) : UINT64_C(0));
+        r = sd_bus_message_append(m, "t", first < tasks->n ? UINT64_C(1) : UINT64_C(0));
         if (r < 0)
                 return r;
 
@@ -166,12 +183,10 @@ int bus_message_new_submit(sd_bus *bus, const TaskList *tasks, int dir_fd, const
 int bus_add_remaining_tasks(sd_bus *bus, const char *path, const TaskList *tasks, sd_bus_error *error) {
         int r;
 
-        size_t chunk = submit_chunk();
-
-        for (size_t from = chunk; from < tasks->n; from += chunk) {
+        for (size_t from = chunk_end(tasks, 0), to; from < tasks->n; from = to) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-                size_t to = MIN(tasks->n, from + chunk);
 
+                to = chunk_end(tasks, from);
                 r = sd_bus_message_new_method_call(bus, &m, ASYNCD_BUS_NAME, path, ASYNCD_JOB_INTERFACE, "AddTasks");
                 if (r < 0)
                         return r;

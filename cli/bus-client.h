@@ -47,11 +47,13 @@ typedef struct SubmitOptions {
 #define SUBMIT_OPTIONS_NULL ((SubmitOptions) { .overwrite = -1, .fsync = -1 })
 
 /* Tasks per message: a large job goes as SubmitJob with the first chunk and flag 0x1, then
- * Job.AddTasks for the rest, so no message comes near the bus's size limit (32 MiB on a system bus). */
+ * Job.AddTasks for the rest, so no message comes near the bus's size limit (32 MiB on a system bus,
+ * which disconnects a client that sends more): a chunk ends at this many tasks or bytes of text. */
 #define SUBMIT_CHUNK_TASKS 50000U
+#define SUBMIT_CHUNK_BYTES (16U * 1024U * 1024U)
 
-/* Builds Manager.SubmitJob(a(ss) tasks, h directory, a{sv} options, t flags) with at most the first
- * SUBMIT_CHUNK_TASKS tasks; flag 0x1 (more follow) when there are more. */
+/* Builds Manager.SubmitJob(a(ss) tasks, h directory, a{sv} options, t flags) with the first chunk of
+ * the tasks; flag 0x1 (more follow) when there are more. */
 int bus_message_new_submit(sd_bus *bus, const TaskList *tasks, int dir_fd, const SubmitOptions *o,
                            sd_bus_message **ret);
 

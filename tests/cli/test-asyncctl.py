@@ -928,6 +928,53 @@ def test_results_name_tasks_past_one_page():
     check(not missing, f"every result names its URL; {len(missing)} do not, from index {min(missing or [0])}")
 
 
+BUS_32MIB_CONF = """<busconfig>
+  <type>session</type>
+  <listen>unix:path={dir}/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+  <limit name="max_message_size">33554432</limit>
+</busconfig>
+"""
+
+
+def test_long_urls_split_by_size():
+    """A job of 600 URLs of 60 KB (36 MB) goes in chunks that fit a bus's message limit (32 MiB,
+    dbus-daemon's default and a system bus's): one SubmitJob with them all made the bus disconnect
+    asyncctl. On a bus of its own with that limit stated, and a daemon of its own on it."""
+    d = tempfile.mkdtemp(prefix="bus-", dir=WORK)
+    conf = os.path.join(d, "bus.conf")
+    with open(conf, "w") as f:
+        f.write(BUS_32MIB_CONF.format(dir=d))
+    bus = subprocess.Popen(["dbus-daemon", "--config-file", conf, "--nofork", "--print-address=1"],
+                           stdout=subprocess.PIPE, text=True)
+    address = bus.stdout.readline().strip()
+    daemon = subprocess.Popen([ASYNCD, f"--bus-address={address}"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        base = [ASYNCCTL, f"--bus-address={address}"]
+        wait_for(lambda: subprocess.run(base + ["status"], capture_output=True).returncode == 0,
+                 what="asyncd on the 32 MiB bus")
+        listing = write_list(f"{NGINX}/{'a' * 60000}/t{i}" for i in range(600))
+        argv = base + ["submit", "--no-wait", "-o", tmpdir(), "-i", listing]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        TRANSCRIPT.append((argv, p.returncode, p.stdout, p.stderr))
+        expect(p, 0, "36 MB of URLs submitted")
+        job_id = job_id_of(p)
+        st = subprocess.run(base + ["--json=short", "status", str(job_id)], capture_output=True, text=True)
+        check(json.loads(st.stdout)[0]["total"] == 600, f"the daemon got all 600 tasks: {st.stdout!r}")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+        bus.terminate()
+        bus.wait()
+    check(daemon.returncode == 0, f"that asyncd exits 0 (status {daemon.returncode})")
+
+
 CASES = [
     test_submit_concurrencies,
     test_concurrency_reaches_daemon,
@@ -954,6 +1001,7 @@ CASES = [
     test_write_errors_fail,
     test_cancel_finished_job,
     test_results_name_tasks_past_one_page,
+    test_long_urls_split_by_size,
     test_help_and_man_agree,
 ]
 
