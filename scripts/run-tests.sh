@@ -95,6 +95,10 @@ servers=(--nginx "$fixtures" --fault "PLAIN:$fixtures" --fault "DELAY:$fixtures 
 valgrind="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
 step "valgrind asyncd (D-Bus tests)" env ASYNCD_TEST_WRAPPER="$valgrind" meson test -C build --timeout-multiplier 3 \
         dbus-flags-gdbus dbus-cancel-and-errors dbus-system-bus-policy
+# valgrind: the daemon through a shorter endurance run (60 rounds, about 800 jobs, ~45 s): leaks and memory errors
+# that only show after many jobs. The plain and ASan runs above ran it at full scale.
+step "valgrind asyncd (soak)" env ASYNCD_TEST_WRAPPER="$valgrind" ASYNCD_SOAK_ROUNDS=60 meson test -C build \
+        --timeout-multiplier 3 dbus-soak
 # valgrind: asyncctl in every run of its CLI tests (the races test sends signals by timing: not there).
 step "valgrind asyncctl (CLI tests)" env ASYNCCTL_TEST_WRAPPER="$valgrind" meson test -C build --timeout-multiplier 3 \
         cli-asyncctl
