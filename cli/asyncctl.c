@@ -70,6 +70,8 @@ static void help(void) {
                "     --overwrite           Replace existing files\n"
                "     --timeout=SEC         Limit each download to SEC (e.g. 30, 2.5, 500ms, 1min; 0: none)\n"
                "     --connect-timeout=SEC Limit each connection attempt to SEC\n"
+               "     --stall-timeout=SEC   Fail a download that gets less than a byte a second for\n"
+               "                           SEC (default: 5min; 0: never)\n"
                "     --max-bytes=BYTES     Fail downloads larger than BYTES (e.g. 512K, 10M; 0: none)\n"
                "     --fsync               Flush each file to disk before it appears\n"
                "     --no-wait             Print the job id and return at once\n"
@@ -101,6 +103,7 @@ enum {
         ARG_OVERWRITE,
         ARG_TIMEOUT,
         ARG_CONNECT_TIMEOUT,
+        ARG_STALL_TIMEOUT,
         ARG_MAX_BYTES,
         ARG_FSYNC,
         ARG_NO_WAIT,
@@ -123,6 +126,7 @@ static const struct option options[] = {
         { "overwrite",       no_argument,       NULL, ARG_OVERWRITE       },
         { "timeout",         required_argument, NULL, ARG_TIMEOUT         },
         { "connect-timeout", required_argument, NULL, ARG_CONNECT_TIMEOUT },
+        { "stall-timeout",   required_argument, NULL, ARG_STALL_TIMEOUT   },
         { "max-bytes",       required_argument, NULL, ARG_MAX_BYTES       },
         { "fsync",           no_argument,       NULL, ARG_FSYNC           },
         { "no-wait",         no_argument,       NULL, ARG_NO_WAIT         },
@@ -193,7 +197,7 @@ static int parse_argv(int argc, char *argv[]) {
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":hqvjo:m:i:", options, NULL)) >= 0) {
                 if (IN_SET(c, 'o', 'm', 'i', ARG_NAME, ARG_OVERWRITE, ARG_TIMEOUT, ARG_CONNECT_TIMEOUT,
-                           ARG_MAX_BYTES, ARG_FSYNC, ARG_NO_WAIT) && submit_option == 0)
+                           ARG_STALL_TIMEOUT, ARG_MAX_BYTES, ARG_FSYNC, ARG_NO_WAIT) && submit_option == 0)
                         submit_option = c;
 
                 switch (c) {
@@ -283,6 +287,13 @@ static int parse_argv(int argc, char *argv[]) {
                         if (r < 0)
                                 return r;
                         arg_submit.set_connect_timeout = true;
+                        break;
+
+                case ARG_STALL_TIMEOUT:
+                        r = parse_time_option(c, optarg, &arg_submit.stall_timeout_usec);
+                        if (r < 0)
+                                return r;
+                        arg_submit.set_stall_timeout = true;
                         break;
 
                 case ARG_MAX_BYTES:

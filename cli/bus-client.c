@@ -91,6 +91,11 @@ static int append_options(sd_bus_message *m, const SubmitOptions *o) {
                 if (r < 0)
                         return r;
         }
+        if (o->set_stall_timeout) {
+                r = sd_bus_message_append(m, "{sv}", "stall_timeout_usec", "t", o->stall_timeout_usec);
+                if (r < 0)
+                        return r;
+        }
         if (o->set_max_bytes) {
                 r = sd_bus_message_append(m, "{sv}", "max_bytes", "t", o->max_bytes);
                 if (r < 0)

@@ -38,6 +38,8 @@ typedef struct SubmitOptions {
         uint64_t timeout_usec;
         bool set_connect_timeout;
         uint64_t connect_timeout_usec;
+        bool set_stall_timeout;
+        uint64_t stall_timeout_usec;
         bool set_max_bytes;
         uint64_t max_bytes;
         int overwrite;                  /* -1: not set */

@@ -53,6 +53,8 @@ static int read_options(sd_bus_message *message, JobOptions *o, const char **ret
                         r = read_option_value(message, key, "t", &o->timeout_usec, error);
                 else if (strcmp(key, "connect_timeout_usec") == 0)
                         r = read_option_value(message, key, "t", &o->connect_timeout_usec, error);
+                else if (strcmp(key, "stall_timeout_usec") == 0)
+                        r = read_option_value(message, key, "t", &o->stall_timeout_usec, error);
                 else if (strcmp(key, "max_bytes") == 0)
                         r = read_option_value(message, key, "t", &o->max_bytes, error);
                 else if (strcmp(key, "overwrite") == 0) {

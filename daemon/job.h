@@ -38,6 +38,7 @@ typedef struct JobOptions {
         unsigned concurrency;                   /* 1..1000 */
         uint64_t timeout_usec;                  /* whole transfer, 0 = none */
         uint64_t connect_timeout_usec;
+        uint64_t stall_timeout_usec;            /* < 1 byte/s on average this long: error; 0 = none */
         uint64_t max_bytes;                     /* 0 = no limit */
         bool overwrite;
         bool fsync;
@@ -45,7 +46,8 @@ typedef struct JobOptions {
 
 #define JOB_CONCURRENCY_MAX 1000U
 #define JOB_OPTIONS_DEFAULT \
-        ((JobOptions) { .concurrency = 5, .connect_timeout_usec = 30 * USEC_PER_SEC })
+        ((JobOptions) { .concurrency = 5, .connect_timeout_usec = 30 * USEC_PER_SEC,                  \
+                        .stall_timeout_usec = 300 * USEC_PER_SEC })
 
 typedef struct TaskResult {
         uint64_t bytes;

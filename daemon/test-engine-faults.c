@@ -147,6 +147,19 @@ static void test_limits(void **state) {
         run_cases(cases, ELEMENTSOF(cases), &o);
 }
 
+/* A server that goes silent ends the task after the stall timeout (curl's speed is an average over
+ * its last few seconds, hence the 4 s silence); one that keeps sending, however slowly, does not. */
+static void test_stall_timeout(void **state) {
+        static const Case cases[] = {
+                { "/delay/4000/flags/br/br.gif", "silent.gif", TASK_ERROR, 0, "too slow" },
+                { "/trickle/700/piece/256/bytes/1024", "slow.bin", TASK_OK, 200, NULL },
+        };
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+
+        o.stall_timeout_usec = USEC_PER_SEC;
+        run_cases(cases, ELEMENTSOF(cases), &o);
+}
+
 static void test_big_file_content(void **state) {
         const char *base = test_env("ASYNCD_TEST_FAULT_PLAIN_URL");
         JobOptions o = JOB_OPTIONS_DEFAULT;
@@ -776,6 +789,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_path_faults),
                 cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_stall_timeout),
                 cmocka_unit_test(test_big_file_content),
                 cmocka_unit_test(test_error_server),
                 cmocka_unit_test(test_semaphore),

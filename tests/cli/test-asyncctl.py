@@ -462,7 +462,7 @@ def test_input_file_and_stdin():
 
 
 def test_options_reach_daemon():
-    """--name, --timeout, --max-bytes, --overwrite, --fsync are sent and honoured; --connect-timeout is
+    """--name, --timeout, --stall-timeout, --max-bytes, --overwrite, --fsync are sent and honoured; --connect-timeout is
     sent (that libcurl applies it is not observable on loopback)."""
     d = tmpdir()
     p = run("submit", "-v", "-o", d, "--timeout", "300ms", "--connect-timeout", "5",
@@ -470,6 +470,11 @@ def test_options_reach_daemon():
     expect(p, 3, "one task times out")
     check(any(line.startswith(f"*** Error for {flag_url('br', SLOW, '/delay/2000')}: ") and "timed out" in line
               for line in p.stdout.splitlines()), f"the timed-out task is an error, and says so: {p.stdout!r}")
+
+    p = run("submit", "-v", "-o", d, "--stall-timeout", "1", flag_url("br", SLOW, "/delay/4000"))
+    expect(p, 3, "a silent server past --stall-timeout")
+    check(any(line.startswith(f"*** Error for {flag_url('br', SLOW, '/delay/4000')}: Operation too slow")
+              for line in p.stdout.splitlines()), f"the stalled task is an error, and says so: {p.stdout!r}")
 
     p = run("submit", "-v", "-o", d, "--max-bytes", "1K", flag_url("de"))
     expect(p, 3, "--max-bytes 1K")
