@@ -47,9 +47,13 @@ static int read_options(sd_bus_message *message, JobOptions *o, const char **ret
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "options: \"concurrency\" must be 1..%u, not %u",
                                                          JOB_CONCURRENCY_MAX, o->concurrency);
-                } else if (strcmp(key, "name") == 0)
+                } else if (strcmp(key, "name") == 0) {
                         r = read_option_value(message, key, "s", ret_name, error);
-                else if (strcmp(key, "timeout_usec") == 0)
+                        if (r >= 0 && strlen(*ret_name) > JOB_NAME_MAX_BYTES)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "options: \"name\" must be at most %u bytes, not %zu",
+                                                         JOB_NAME_MAX_BYTES, strlen(*ret_name));
+                } else if (strcmp(key, "timeout_usec") == 0)
                         r = read_option_value(message, key, "t", &o->timeout_usec, error);
                 else if (strcmp(key, "connect_timeout_usec") == 0)
                         r = read_option_value(message, key, "t", &o->connect_timeout_usec, error);

@@ -45,6 +45,10 @@ typedef struct JobOptions {
 } JobOptions;
 
 #define JOB_CONCURRENCY_MAX 1000U
+/* A job's name is in every ListJobs and GetManagedObjects reply and in its InterfacesAdded: a label
+ * of any length would let a few jobs make those over the bus's message limit (32 MiB by default),
+ * and the bus would disconnect the daemon. */
+#define JOB_NAME_MAX_BYTES 255U
 #define JOB_OPTIONS_DEFAULT \
         ((JobOptions) { .concurrency = 5, .connect_timeout_usec = 30 * USEC_PER_SEC,                  \
                         .stall_timeout_usec = 300 * USEC_PER_SEC })
