@@ -41,6 +41,8 @@ static void help(void) {
                "     --exit-idle-time=SEC    Exit after SEC seconds without jobs (0: never;\n"
                "                             default 30 when bus-activated, else 0)\n"
                "     --keep-finished=SEC     Keep finished jobs queryable this long (default 300)\n"
+               "     --max-finished-jobs=N   Keep at most N finished jobs, removing the oldest\n"
+               "                             first (default 10000)\n"
                "     --keep-connections=SEC  Close idle connections SEC seconds after the last\n"
                "                             transfer (0: keep them; default 60)\n"
                "     --max-transfers=N       Transfers on the wire for all jobs together (default 1000)\n"
@@ -98,6 +100,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_BUS_ADDRESS,
                 ARG_EXIT_IDLE_TIME,
                 ARG_KEEP_FINISHED,
+                ARG_MAX_FINISHED,
                 ARG_KEEP_CONNECTIONS,
                 ARG_MAX_TRANSFERS,
                 ARG_MAX_JOBS,
@@ -114,6 +117,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "exit-idle-time", required_argument, NULL, ARG_EXIT_IDLE_TIME },
                 { "keep-finished", required_argument, NULL, ARG_KEEP_FINISHED },
+                { "max-finished-jobs", required_argument, NULL, ARG_MAX_FINISHED },
                 { "keep-connections", required_argument, NULL, ARG_KEEP_CONNECTIONS },
                 { "max-transfers", required_argument, NULL, ARG_MAX_TRANSFERS },
                 { "max-jobs-per-owner", required_argument, NULL, ARG_MAX_JOBS },
@@ -149,6 +153,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_KEEP_FINISHED:
                         r = parse_seconds(optarg, "--keep-finished", &arg_config.keep_finished_usec);
+                        break;
+                case ARG_MAX_FINISHED:
+                        r = parse_unsigned(optarg, "--max-finished-jobs", 1, 100000, &arg_config.max_finished_jobs);
                         break;
                 case ARG_KEEP_CONNECTIONS:
                         r = parse_seconds(optarg, "--keep-connections", &arg_config.engine.keep_connections_usec);

@@ -148,6 +148,32 @@ static void on_job_result(Job *j, uint32_t seq, void *userdata) {
         arm(bj->props_timer, PROPERTIES_INTERVAL_USEC);
 }
 
+/* Every job is in each ListJobs and GetManagedObjects reply: a client submitting small jobs in a
+ * loop would make those larger than the bus's message limit (32 MiB by default; the bus then
+ * disconnects the daemon), and slow to build, long before --keep-finished removes them. Past
+ * max_finished_jobs the job that finished first goes now, through its timer: this may run within
+ * a walk of the job list (a shutdown cancelling every job), which must not lose a job under it. */
+static void expire_oldest_finished(Manager *m) {
+        BusJob *oldest = NULL;
+        unsigned kept = 0;
+
+        LIST_FOREACH(&m->jobs, it, tmp) {
+                BusJob *bj = container_of(it, BusJob, link);
+
+                if (!job_is_finished(bj->job) || bj->expiring)
+                        continue;
+                kept++;
+                if (!oldest || bj->finished_usec < oldest->finished_usec)
+                        oldest = bj;
+        }
+        if (kept <= m->config.max_finished_jobs)
+                return;
+        log_debug("job %" PRIu64 ": removed early, %u finished jobs are kept at most", oldest->id,
+                  m->config.max_finished_jobs);
+        oldest->expiring = true;
+        (void) sd_event_source_set_time_relative(oldest->expire_timer, 0);
+}
+
 static void on_job_finished(Job *j, void *userdata) {
         BusJob *bj = userdata;
         Manager *m = bj->manager;
@@ -174,6 +200,7 @@ static void on_job_finished(Job *j, void *userdata) {
 
         m->n_running--;
         arm(bj->expire_timer, m->config.keep_finished_usec);
+        expire_oldest_finished(m);
         manager_jobs_changed(m);
 }
 

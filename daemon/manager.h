@@ -25,6 +25,7 @@ typedef struct BusJob BusJob;
 typedef struct ManagerConfig {
         EngineConfig engine;
         uint64_t keep_finished_usec;    /* how long finished jobs stay queryable */
+        unsigned max_finished_jobs;     /* how many; beyond, the oldest goes first */
         uint64_t exit_idle_usec;        /* 0 = never exit on idle */
         unsigned max_jobs_per_owner;    /* running jobs per uid */
         unsigned max_tasks_per_job;
@@ -34,6 +35,7 @@ typedef struct ManagerConfig {
         ((ManagerConfig) {                                              \
                 .engine = ENGINE_CONFIG_DEFAULT,                        \
                 .keep_finished_usec = 300 * USEC_PER_SEC,               \
+                .max_finished_jobs = 10000,                             \
                 .max_jobs_per_owner = 64,                               \
                 .max_tasks_per_job = 1000000,                           \
         })

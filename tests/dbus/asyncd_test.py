@@ -63,7 +63,8 @@ def flag_codes():
 class Bus:
     """A private dbus-daemon from the project's test configuration ("session" or "system")."""
 
-    def __init__(self, kind="session", service_exec=None):
+    def __init__(self, kind="session", service_exec=None, limits=None):
+        """limits: {name: value} stated in the configuration, e.g. {"max_message_size": 262144}."""
         self.dir = tempfile.mkdtemp(prefix=f"asyncd-{kind}-bus-")
         os.chmod(self.dir, 0o755)  # other users connect to a system bus
         services = os.path.join(self.dir, "services")
@@ -71,6 +72,8 @@ class Bus:
         template = env("ASYNCD_TEST_SYSTEM_BUS_CONF" if kind == "system" else "ASYNCD_TEST_SESSION_BUS_CONF")
         with open(template) as f:
             conf = f.read().replace("%BUSDIR%", self.dir).replace("%SERVICEDIR%", services)
+        stated = "".join(f'<limit name="{k}">{v}</limit>\n' for k, v in (limits or {}).items())
+        conf = conf.replace("</busconfig>", stated + "</busconfig>")
         conf_path = os.path.join(self.dir, "bus.conf")
         with open(conf_path, "w") as f:
             f.write(conf)

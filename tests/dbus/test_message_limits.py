@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """Replies and signals stay within a bus's message limit (dbus-daemon's default, 32 MiB, is a
 system bus's), whatever the clients send: a message over it makes the bus disconnect the daemon,
-and every job is lost. A job's name, in ListJobs and GetManagedObjects, has a bounded length."""
+and every job is lost. A job's name has a bounded length, and the number of finished jobs kept,
+which all appear in ListJobs and GetManagedObjects, is bounded too."""
 
 import tempfile
 
 from gi.repository import GLib
 
-from asyncd_test import JOB, MANAGER, MANAGER_PATH, NAME, Client, check, dbus_error, env, finish, session_daemon
+from asyncd_test import (JOB, MANAGER, MANAGER_PATH, NAME, Bus, Client, Daemon, check, dbus_error, env, finish,
+                         session_daemon)
 
 INVALID = "org.freedesktop.DBus.Error.InvalidArgs"
 OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
@@ -16,6 +18,7 @@ OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 def main():
     with session_daemon() as (bus, daemon):
         job_names(bus)
+    finished_jobs_capped()
     finish()
 
 
@@ -51,6 +54,43 @@ def job_names(bus):
     check(err is None and err2 is None and c.name_has_owner(NAME),
           f"ListJobs and GetManagedObjects answer, asyncd stays on the bus ({err}, {err2})")
     c.close()
+
+
+def finished_jobs_capped():
+    """Small jobs submitted in a loop piled up for --keep-finished (300 s): a client submitting
+    ~1,500 a second made GetManagedObjects over 32 MiB (and tens of seconds to build). Here on a
+    bus with a limit of 256 KiB, 800 jobs (~400 KiB of objects) with at most 300 finished kept."""
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    bus = Bus("session", limits={"max_message_size": 256 * 1024})
+    daemon = Daemon(bus, "--max-finished-jobs=300")
+    try:
+        c = Client(bus.address)
+        c.subscribe()
+        out = tempfile.mkdtemp(prefix="asyncd-many-jobs-")
+        ids = []
+        for i in range(800):
+            try:
+                ids.append(c.submit([(f"{nginx}/none/{i}", "")], out)[0])
+            except GLib.Error:              # over --max-jobs-per-owner for a moment: wait for one
+                c.pump(lambda: False, 0.05)
+        finished = lambda: len([a for (p, m, a) in c.signals if m == "JobFinished"])  # noqa: E731
+        check(c.pump(lambda: finished() == len(ids), 60) and len(ids) >= 700,
+              f"{len(ids)} one-task jobs submitted and finished")
+        check(c.pump(lambda: len(list_jobs(c)) == 300, 10), f"300 of them kept ({len(list_jobs(c))})")
+        err, _ = dbus_error(lambda: managed_objects(c))
+        check(err is None and len(managed_objects(c)) == 300 and c.name_has_owner(NAME),
+              f"GetManagedObjects answers with the 300 jobs ({err})")
+        kept = sorted(j[0] for j in list_jobs(c))
+        check(kept == ids[-300:], f"the last 300 to finish are the ones kept ({kept[:1]}...{kept[-1:]})")
+        err, _ = dbus_error(lambda: c.call(MANAGER_PATH, MANAGER, "GetJob", "t", (ids[0],), "(o)"))
+        removed = [a[0] for (p, m, a) in c.signals if m == "InterfacesRemoved"]
+        check(err == "io.asyncd1.Error.NoSuchJob" and f"/io/asyncd1/job/{ids[0]}" in removed,
+              "the first job is gone, with InterfacesRemoved")
+        c.close()
+    finally:
+        rc = daemon.stop()
+        bus.stop()
+    check(rc == 0, f"asyncd exits 0 ({rc})")
 
 
 if __name__ == "__main__":
