@@ -226,6 +226,9 @@ int bus_job_new(BusJob **ret, Manager *m, TaskSpec *tasks, size_t n_tasks, int d
         BusJob *bj;
         int r;
 
+        r = manager_reserve_job(m);
+        if (r < 0)
+                return r;
         bj = calloc(1, sizeof(*bj));
         if (!bj)
                 return -ENOMEM;
@@ -264,7 +267,7 @@ int bus_job_new(BusJob **ret, Manager *m, TaskSpec *tasks, size_t n_tasks, int d
 
         m->last_id = bj->id;
         m->n_running++;
-        list_append(&m->jobs, &bj->link);
+        manager_add_job(m, bj);
 
         (void) sd_bus_emit_object_added(m->bus, bj->path);
         (void) sd_bus_emit_signal(m->bus, MANAGER_PATH, MANAGER_INTERFACE, "JobNew", "to", bj->id, bj->path);
@@ -292,7 +295,7 @@ BusJob *bus_job_free(BusJob *bj) {
                 (void) sd_bus_emit_object_removed(bj->manager->bus, bj->path);
                 job_free(bj->job);
         }
-        list_unlink(&bj->link);
+        manager_remove_job(bj->manager, bj);
         sd_bus_track_unref(bj->feeders);
         sd_event_source_disable_unref(bj->flush_timer);
         sd_event_source_disable_unref(bj->props_timer);

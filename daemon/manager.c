@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* manager: the daemon's state — bus connection, engine, the jobs it serves — and its life cycle
  * (ready, idle exit, clean shutdown). */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 
 #include "bus-job.h"
@@ -117,14 +119,58 @@ void manager_begin_shutdown(Manager *m, const char *why) {
         manager_jobs_changed(m);
 }
 
-BusJob *manager_find_job(Manager *m, uint64_t id) {
-        LIST_FOREACH(&m->jobs, it, tmp) {
-                BusJob *bj = container_of(it, BusJob, link);
+/* The first position whose job's id is not below id. The bus looks up every job of a
+ * GetManagedObjects reply by its path: a walk of the list for each made that quadratic. */
+static size_t job_position(Manager *m, uint64_t id) {
+        size_t lo = 0, hi = m->n_by_id;
 
-                if (bj->id == id)
-                        return bj;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (m->by_id[mid]->id < id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
         }
-        return NULL;
+        return lo;
+}
+
+BusJob *manager_find_job(Manager *m, uint64_t id) {
+        size_t i = job_position(m, id);
+
+        return i < m->n_by_id && m->by_id[i]->id == id ? m->by_id[i] : NULL;
+}
+
+int manager_reserve_job(Manager *m) {
+        size_t n;
+        BusJob **a;
+
+        if (m->n_by_id < m->size_by_id)
+                return 0;
+        n = MAX(m->size_by_id * 2, (size_t) 64);
+        a = reallocarray(m->by_id, n, sizeof(BusJob *));
+        if (!a)
+                return -ENOMEM;
+        m->by_id = a;
+        m->size_by_id = n;
+        return 0;
+}
+
+void manager_add_job(Manager *m, BusJob *bj) {
+        assert(m->n_by_id < m->size_by_id);
+        assert(m->n_by_id == 0 || m->by_id[m->n_by_id - 1]->id < bj->id);
+        m->by_id[m->n_by_id++] = bj;
+        list_append(&m->jobs, &bj->link);
+}
+
+void manager_remove_job(Manager *m, BusJob *bj) {
+        size_t i = job_position(m, bj->id);
+
+        if (i < m->n_by_id && m->by_id[i] == bj) {
+                memmove(m->by_id + i, m->by_id + i + 1, (m->n_by_id - i - 1) * sizeof(BusJob *));
+                m->n_by_id--;
+        }
+        list_unlink(&bj->link);
 }
 
 unsigned manager_count_running_jobs_of(Manager *m, uid_t owner) {
@@ -193,6 +239,7 @@ Manager *manager_free(Manager *m) {
                 }
                 bus_job_free(bj);
         }
+        free(m->by_id);
         sd_event_source_disable_unref(m->idle_timer);
         sd_event_source_disable_unref(m->status_timer);
         engine_free(m->engine);

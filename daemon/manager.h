@@ -48,6 +48,8 @@ typedef struct Manager {
         ManagerConfig config;
 
         ListLink jobs;                  /* BusJob.link, in id order */
+        BusJob **by_id;                 /* the same jobs, ascending ids: found by binary search */
+        size_t n_by_id, size_by_id;
         uint64_t last_id;
         unsigned n_running;
 
@@ -68,6 +70,11 @@ int manager_start(Manager *m);
 void manager_begin_shutdown(Manager *m, const char *why);
 
 BusJob *manager_find_job(Manager *m, uint64_t id);
+/* Room for one more job, so that adding it cannot fail after it was created. */
+int manager_reserve_job(Manager *m);
+/* Adds a job with a higher id than any before (after manager_reserve_job()); removes one. */
+void manager_add_job(Manager *m, BusJob *bj);
+void manager_remove_job(Manager *m, BusJob *bj);
 unsigned manager_count_running_jobs_of(Manager *m, uid_t owner);
 
 /* A job started or finished: update STATUS=, idle timer, shutdown progress. */
