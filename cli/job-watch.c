@@ -2,8 +2,10 @@
 /* job-watch: follows one job on the bus and delivers each of its results exactly once, in seq
  * order, from Completed signals and GetResults() replay, until the job has finished.
  *
- * The matches are installed before the job exists and cover every job object; signals are
- * filtered by path and sender here. Results are de-duplicated by seq, and a gap in the seqs (a
+ * The matches are installed before the job exists and cover every job object; once the job is
+ * known they are narrowed to its path and daemon (the bus queues every signal a match covers
+ * for us, and charges what we do not read to the daemon: a stopped asyncctl would hold the
+ * signals of every job). Signals are filtered by path and sender here too. Results are de-duplicated by seq, and a gap in the seqs (a
  * signal we did not get) is filled with GetResults(), so each result is delivered exactly once
  * whatever the interleaving of signals and replies. */
 #include <errno.h>
@@ -323,6 +325,36 @@ int job_watch_subscribe(JobWatch *w) {
                                 on_name_owner_changed, w);
 }
 
+/* Replaces the matches on every job with matches on this one. Until the broad ones are gone a
+ * signal may arrive twice: results are de-duplicated by seq, and Finished counts once. */
+static int narrow_matches(JobWatch *w) {
+        _cleanup_free_ char *sender = NULL, *job = NULL, *properties = NULL;
+        sd_bus_slot *slot_job = NULL, *slot_properties = NULL;
+        int r;
+
+        if (*w->daemon && asprintf(&sender, "sender='%s',", w->daemon) < 0)
+                return -ENOMEM;
+        if (asprintf(&job, "type='signal',%spath='%s',interface='" ASYNCD_JOB_INTERFACE "'",
+                     sender ?: "", w->path) < 0 ||
+            asprintf(&properties, "type='signal',%spath='%s',interface='org.freedesktop.DBus.Properties',"
+                     "member='PropertiesChanged',arg0='" ASYNCD_JOB_INTERFACE "'", sender ?: "", w->path) < 0)
+                return -ENOMEM;
+
+        r = sd_bus_add_match(w->bus, &slot_job, job, on_signal, w);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_match(w->bus, &slot_properties, properties, on_signal, w);
+        if (r < 0) {
+                sd_bus_slot_unref(slot_job);
+                return r;
+        }
+        sd_bus_slot_unref(w->slot_job);
+        sd_bus_slot_unref(w->slot_properties);
+        w->slot_job = slot_job;
+        w->slot_properties = slot_properties;
+        return 0;
+}
+
 int job_watch_attach(JobWatch *w, uint64_t id, const char *path, const char *daemon) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         JobInfo info = {};
@@ -333,6 +365,9 @@ int job_watch_attach(JobWatch *w, uint64_t id, const char *path, const char *dae
         w->daemon = strdup(daemon ?: "");
         if (!w->path || !w->daemon)
                 return -ENOMEM;
+        r = narrow_matches(w);
+        if (r < 0)
+                return log_error_errno(r, "cannot subscribe to the signals of job %" PRIu64 ": %m", id);
 
         if (w->n_queue > 0)
                 log_debug("Job %" PRIu64 ": replaying %zu signals that arrived before the job was known.",

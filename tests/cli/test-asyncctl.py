@@ -397,6 +397,65 @@ def test_watch_live():
     check_files(d, codes)
 
 
+def unique_name_of(pid):
+    """The bus connection of process pid (busctl list: NAME PID ...)."""
+    for line in subprocess.run(["busctl", "--user", "list", "--no-legend"], capture_output=True,
+                               text=True).stdout.splitlines():
+        f = line.split()
+        if len(f) > 1 and f[0].startswith(":") and f[1] == str(pid):
+            return f[0]
+    return None
+
+
+def test_stopped_watch_holds_only_its_job():
+    """A watch that stops reading (Ctrl-Z) is sent only its own job's signals: the bus keeps what a
+    client does not read and charges it to the daemon, so a watch matching every job would pile
+    up the signals of all of them. Checked with dbus-daemon's own count of the bytes waiting for
+    the stopped watch while another job of 20,000 results runs (beyond what the socket buffers hold)."""
+    slow = job_id_of(run("submit", "--no-wait", "-m", "1", "-o", tmpdir(), flag_url("br", SLOW, "/delay/60000")))
+    monitor = subprocess.Popen(["dbus-monitor", "--session",
+                                "type='method_call',interface='org.freedesktop.DBus',member='RemoveMatch'"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    seen = []
+
+    def monitor_saw(text, count=1, timeout=20, poke=None):
+        end = time.monotonic() + timeout
+        while b"".join(seen).decode(errors="replace").count(text) < count and time.monotonic() < end:
+            if poke:
+                poke()
+            if select.select([monitor.stdout], [], [], 0.2)[0]:
+                seen.append(os.read(monitor.stdout.fileno(), 65536))
+        return b"".join(seen).decode(errors="replace").count(text) >= count
+
+    # The monitor is in place once it sees a RemoveMatch of our own (refused: there is no such match).
+    check(monitor_saw("/sentinel", poke=lambda: subprocess.run(
+        ["busctl", "--user", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+         "RemoveMatch", "s", "type='signal',path='/sentinel'"], capture_output=True)), "dbus-monitor is in place")
+    watch = subprocess.Popen([ASYNCCTL, "--user", "watch", str(slow)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        # The watch is attached once it drops its two matches on every job (which an asyncctl that
+        # keeps them never does: the check of the bytes below then tells).
+        monitor_saw("path_namespace='/io/asyncd1/job'", count=2, timeout=10)
+        name = unique_name_of(watch.pid)
+        os.kill(watch.pid, signal.SIGSTOP)
+        listing = write_list(f"{NGINX}/nope/x{i} x{i}" for i in range(20000))
+        expect(run("submit", "-q", "-m", "100", "-o", tmpdir(), "-i", listing), 3, "20,000 not found")
+        stats = subprocess.run(["busctl", "--user", "--json=short", "call", "org.freedesktop.DBus",
+                                "/org/freedesktop/DBus", "org.freedesktop.DBus.Debug.Stats", "GetConnectionStats",
+                                "s", name or ":none"], capture_output=True, text=True)
+        TRANSCRIPT.append(("GetConnectionStats", stats.returncode, stats.stdout, stats.stderr))
+        waiting = json.loads(stats.stdout)["data"][0]["OutgoingBytes"]["data"]
+        check(waiting < 100000, f"bytes waiting for the stopped watch of job {slow}: {waiting} "
+              f"(the 20,000 results of another job take ~2,000,000)")
+    finally:
+        monitor.kill()
+        monitor.wait()
+        os.kill(watch.pid, signal.SIGCONT)
+        run("cancel", str(slow))
+        watch.wait(timeout=30)
+
+
 def test_ctrl_c_cancels():
     """SIGINT while waiting: the job is cancelled, final results shown, exit 130, no partial files."""
     d = tmpdir()
@@ -989,6 +1048,7 @@ CASES = [
     test_exit_codes,
     test_watch_replays_after_the_fact,
     test_watch_live,
+    test_stopped_watch_holds_only_its_job,
     test_ctrl_c_cancels,
     test_ctrl_c_during_watch_detaches,
     test_input_file_and_stdin,
