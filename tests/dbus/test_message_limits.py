@@ -81,7 +81,9 @@ def finished_jobs_capped():
         check(err is None and len(managed_objects(c)) == 300 and c.name_has_owner(NAME),
               f"GetManagedObjects answers with the 300 jobs ({err})")
         kept = sorted(j[0] for j in list_jobs(c))
-        check(kept == ids[-300:], f"the last 300 to finish are the ones kept ({kept[:1]}...{kept[-1:]})")
+        finish_order = [a[0] for (p, m, a) in c.signals if m == "JobFinished"]
+        check(kept == sorted(finish_order[-300:]),
+              f"the last 300 to finish are the ones kept ({kept[:1]}...{kept[-1:]})")
         err, _ = dbus_error(lambda: c.call(MANAGER_PATH, MANAGER, "GetJob", "t", (ids[0],), "(o)"))
         removed = [a[0] for (p, m, a) in c.signals if m == "InterfacesRemoved"]
         check(err == "io.asyncd1.Error.NoSuchJob" and f"/io/asyncd1/job/{ids[0]}" in removed,
