@@ -14,7 +14,8 @@ INVALID = "org.freedesktop.DBus.Error.InvalidArgs"
 
 
 def main():
-    bus = Bus("session")
+    # dbus-daemon's default message limit (a system bus's), stated: long_urls_paged() needs it.
+    bus = Bus("session", limits={"max_message_size": 32 * 1024 * 1024})
     daemon = Daemon(bus, "--max-tasks-per-job=250")
     try:
         run(bus)
@@ -115,8 +116,8 @@ def run(bus):
 
 
 def long_urls_paged(bus):
-    """A job whose tasks add up to more than a message may carry (dbus-daemon's default limit,
-    32 MiB, which the test buses keep): GetTasks pages end early by size, and paging through them
+    """A job whose tasks add up to more than a message may carry (32 MiB, dbus-daemon's default,
+    stated in main()): GetTasks pages end early by size, and paging through them
     gives every task; a reply over the limit would make the bus disconnect the daemon."""
     nginx = env("ASYNCD_TEST_NGINX_URL")
     long = "a" * 60000
