@@ -152,25 +152,25 @@ static void on_job_result(Job *j, uint32_t seq, void *userdata) {
  * loop would make those larger than the bus's message limit (32 MiB by default; the bus then
  * disconnects the daemon), and slow to build, long before --keep-finished removes them. Past
  * max_finished_jobs the job that finished first goes now, through its timer: this may run within
- * a walk of the job list (a shutdown cancelling every job), which must not lose a job under it. */
-static void expire_oldest_finished(Manager *m) {
-        BusJob *oldest = NULL;
-        unsigned kept = 0;
-
-        LIST_FOREACH(&m->jobs, it, tmp) {
-                BusJob *bj = container_of(it, BusJob, link);
-
-                if (!job_is_finished(bj->job) || bj->expiring)
-                        continue;
-                kept++;
-                if (!oldest || bj->finished_usec < oldest->finished_usec)
-                        oldest = bj;
-        }
-        if (kept <= m->config.max_finished_jobs)
+ * a walk of the job list (a shutdown cancelling every job), which must not lose a job under it.
+ * The first finished is the first on m->finished: not the lowest FinishedUSec, which is wall
+ * clock time and goes back when the clock is set back. */
+static void unlink_finished(BusJob *bj) {
+        if (!list_is_linked(&bj->finished_link))
                 return;
+        list_unlink(&bj->finished_link);
+        bj->manager->n_finished--;
+}
+
+static void expire_oldest_finished(Manager *m) {
+        BusJob *oldest;
+
+        if (m->n_finished <= m->config.max_finished_jobs)
+                return;
+        oldest = container_of(list_first(&m->finished), BusJob, finished_link);
         log_debug("job %" PRIu64 ": removed early, %u finished jobs are kept at most", oldest->id,
                   m->config.max_finished_jobs);
-        oldest->expiring = true;
+        unlink_finished(oldest);
         (void) sd_event_source_set_time_relative(oldest->expire_timer, 0);
 }
 
@@ -200,6 +200,8 @@ static void on_job_finished(Job *j, void *userdata) {
 
         m->n_running--;
         arm(bj->expire_timer, m->config.keep_finished_usec);
+        list_append(&m->finished, &bj->finished_link);
+        m->n_finished++;
         expire_oldest_finished(m);
         manager_jobs_changed(m);
 }
@@ -296,6 +298,7 @@ BusJob *bus_job_free(BusJob *bj) {
                 job_free(bj->job);
         }
         manager_remove_job(bj->manager, bj);
+        unlink_finished(bj);
         sd_bus_track_unref(bj->feeders);
         sd_event_source_disable_unref(bj->flush_timer);
         sd_event_source_disable_unref(bj->props_timer);

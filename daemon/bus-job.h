@@ -30,7 +30,7 @@ struct BusJob {
         sd_event_source *flush_timer;   /* batches Completed */
         sd_event_source *props_timer;   /* coalesces PropertiesChanged */
         sd_event_source *expire_timer;  /* removes the finished job */
-        bool expiring;                  /* one of too many finished jobs: removed at once */
+        ListLink finished_link;         /* Manager.finished; off it once removed early */
 };
 
 extern const sd_bus_vtable bus_job_vtable[];

@@ -206,6 +206,7 @@ int manager_new(Manager **ret, sd_event *event, sd_bus *bus, bool system_bus, co
         m->system_bus = system_bus;
         m->config = *config;
         list_init(&m->jobs);
+        list_init(&m->finished);
 
         r = engine_new(&m->engine, event, &config->engine);
         if (r < 0)

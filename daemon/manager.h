@@ -48,6 +48,8 @@ typedef struct Manager {
         ManagerConfig config;
 
         ListLink jobs;                  /* BusJob.link, in id order */
+        ListLink finished;              /* BusJob.finished_link, in the order they finished */
+        unsigned n_finished;
         BusJob **by_id;                 /* the same jobs, ascending ids: found by binary search */
         size_t n_by_id, size_by_id;
         uint64_t last_id;

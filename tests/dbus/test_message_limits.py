@@ -4,6 +4,7 @@ system bus's), whatever the clients send: a message over it makes the bus discon
 and every job is lost. A job's name has a bounded length, and the number of finished jobs kept,
 which all appear in ListJobs and GetManagedObjects, is bounded too."""
 
+import os
 import tempfile
 
 from gi.repository import GLib
@@ -19,6 +20,7 @@ def main():
     with session_daemon() as (bus, daemon):
         job_names(bus)
     finished_jobs_capped()
+    first_finished_goes_after_clock_step()
     finish()
 
 
@@ -90,6 +92,41 @@ def finished_jobs_capped():
               "the first job is gone, with InterfacesRemoved")
         c.close()
     finally:
+        rc = daemon.stop()
+        bus.stop()
+    check(rc == 0, f"asyncd exits 0 ({rc})")
+
+
+def first_finished_goes_after_clock_step():
+    """Past --max-finished-jobs the job that finished first goes, also after the wall clock was set
+    back: ordered by FinishedUSec, the job that had just finished went at once instead."""
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    step = os.path.join(tempfile.mkdtemp(prefix="asyncd-clock-"), "back")
+    os.environ["CLOCK_BACK_FILE"] = step
+    bus = Bus("session")
+    daemon = Daemon(bus, "--max-finished-jobs=3",
+                    wrapper=("env", f"LD_PRELOAD={env('ASYNCD_TEST_CLOCK_BACK')}",
+                             "ASAN_OPTIONS=verify_asan_link_order=0:" + os.environ.get("ASAN_OPTIONS", "")))
+    try:
+        c = Client(bus.address)
+        c.subscribe()
+        out = tempfile.mkdtemp(prefix="asyncd-clock-jobs-")
+
+        def run_job(i):
+            job_id, path = c.submit([(f"{nginx}/none/{i}", "")], out)
+            c.pump(lambda: c.job_signals(path, "Finished"), 20)
+            return job_id
+
+        ids = [run_job(i) for i in range(3)]
+        open(step, "w").close()
+        ids.append(run_job(3))
+        c.pump(lambda: any(m == "InterfacesRemoved" for (p, m, a) in c.signals), 10)
+        kept = sorted(j[0] for j in list_jobs(c))
+        check(kept == ids[1:], f"after the clock went back, the first finished job went: {ids} kept as {kept}")
+        c.close()
+    finally:
+        if os.path.exists(step):
+            os.unlink(step)
         rc = daemon.stop()
         bus.stop()
     check(rc == 0, f"asyncd exits 0 ({rc})")
