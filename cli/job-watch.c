@@ -332,13 +332,15 @@ static int narrow_matches(JobWatch *w) {
         sd_bus_slot *slot_job = NULL, *slot_properties = NULL;
         int r;
 
+        /* asprintf() leaves its pointer undefined when it fails: reset it for the cleanup. */
         if (*w->daemon && asprintf(&sender, "sender='%s',", w->daemon) < 0)
-                return -ENOMEM;
+                return (sender = NULL), -ENOMEM;
         if (asprintf(&job, "type='signal',%spath='%s',interface='" ASYNCD_JOB_INTERFACE "'",
-                     sender ?: "", w->path) < 0 ||
-            asprintf(&properties, "type='signal',%spath='%s',interface='org.freedesktop.DBus.Properties',"
+                     sender ?: "", w->path) < 0)
+                return (job = NULL), -ENOMEM;
+        if (asprintf(&properties, "type='signal',%spath='%s',interface='org.freedesktop.DBus.Properties',"
                      "member='PropertiesChanged',arg0='" ASYNCD_JOB_INTERFACE "'", sender ?: "", w->path) < 0)
-                return -ENOMEM;
+                return (properties = NULL), -ENOMEM;
 
         r = sd_bus_add_match(w->bus, &slot_job, job, on_signal, w);
         if (r < 0)

@@ -114,8 +114,8 @@ static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         BusJob *bj = userdata;
         Manager *m = bj->manager;
 
-        log_debug("job %" PRIu64 ": removed after keeping it %" PRIu64 " s", bj->id,
-                  m->config.keep_finished_usec / USEC_PER_SEC);
+        /* Past --keep-finished, or earlier past --max-finished-jobs (logged there). */
+        log_debug("job %" PRIu64 ": removed", bj->id);
         bus_job_free(bj);
         /* glibc keeps freed heap pages; a daemon idle after a million-task job would keep its peak. */
         if (list_is_empty(&m->jobs))

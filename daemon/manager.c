@@ -229,6 +229,8 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
 
+        /* Every job goes: no need to keep the index in order one removal at a time (quadratic). */
+        m->n_by_id = 0;
         /* Jobs still running here means the loop ended abnormally: stop their transfers first. */
         LIST_FOREACH(&m->jobs, it, tmp) {
                 BusJob *bj = container_of(it, BusJob, link);

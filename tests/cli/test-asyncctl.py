@@ -438,6 +438,7 @@ def test_stopped_watch_holds_only_its_job():
         # keeps them never does: the check of the bytes below then tells).
         monitor_saw("path_namespace='/io/asyncd1/job'", count=2, timeout=10)
         name = unique_name_of(watch.pid)
+        check(name, f"the watch (pid {watch.pid}) is on the bus")
         os.kill(watch.pid, signal.SIGSTOP)
         listing = write_list(f"{NGINX}/nope/x{i} x{i}" for i in range(20000))
         expect(run("submit", "-q", "-m", "100", "-o", tmpdir(), "-i", listing), 3, "20,000 not found")
