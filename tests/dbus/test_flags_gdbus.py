@@ -85,11 +85,13 @@ def run(bus, nginx, delay, fixtures):
     staggered = [(f"{delay}/delay/{25 * i}/flags/{c}/{c}.gif", "") for i, c in enumerate(codes[:40])]
     _, path3 = a.submit(staggered, tempfile.mkdtemp(prefix="asyncd-staggered-"), {"concurrency": GLib_u(40)})
     check(a.pump(lambda: a.job_signals(path3, "Finished")), "staggered job finished")
-    times = [t for (p, t) in changed_at if p == path3]
-    span = times[-1] - times[0] if times else 0
+    n_changed = len([t for (p, t) in changed_at if p == path3])
+    # The job's own duration by the daemon's clock, not by when this client got the signals: a
+    # client slowed down receives them in bunches.
+    span = (a.get_property(path3, JOB, "FinishedUSec") - a.get_property(path3, JOB, "CreatedUSec")) / 1e6
     n_completed = len(a.job_signals(path3, "Completed"))
-    check(span > 0.5 and len(times) <= 10 * span + 3,
-          f"PropertiesChanged coalesced: {len(times)} in {span:.2f} s ({n_completed} Completed signals)")
+    check(span > 0.5 and n_changed <= 10 * span + 2,
+          f"PropertiesChanged coalesced: {n_changed} in a job of {span:.2f} s ({n_completed} Completed signals)")
     a.pump(lambda: any(m == "JobFinished" for (p, m, _) in a.signals), 10)
     mgr = [args for (p, m, args) in a.signals if p == MANAGER_PATH]
     check((job_id, path) in mgr, "JobNew on the manager")
