@@ -133,6 +133,29 @@ static void test_path_faults(void **state) {
         run_cases(cases, ELEMENTSOF(cases), &o);
 }
 
+/* An error response is classified by its status however its body ends (cut short, reset, endless):
+ * the body is no file, and curl --fail would not even read it. A body that has not ended after
+ * 64 KiB is not waited for: 5 ms per 4 KiB piece of 100 MB would take 122 s, the timeout is 60. */
+static void test_error_response_bodies(void **state) {
+        static const Case cases[] = {
+                { "/truncate/100/as-status/404/bytes/1000", "cut-404.bin", TASK_NOT_FOUND, 404, NULL },
+                { "/reset-after/10/as-status/404/bytes/1000", "reset-404.bin", TASK_NOT_FOUND, 404, NULL },
+                { "/truncate/100/as-status/503/bytes/1000", "cut-503.bin", TASK_ERROR, 503, "HTTP 503 Service Unavailable" },
+                { "/reset-after/0/as-status/500/bytes/1000", "reset-500.bin", TASK_ERROR, 500, "HTTP 500 Internal Server Error" },
+                { "/trickle/5/piece/4096/as-status/404/bytes/100000000", "endless-404.bin", TASK_NOT_FOUND, 404, NULL },
+                { "/trickle/5/piece/4096/as-status/502/chunked/100000000", "endless-502.bin", TASK_ERROR, 502, "HTTP 502 Bad Gateway" },
+                /* The redirect's own body failed: it was not followed, curl's reason stands. */
+                { "/reset-after/0/redirect/1/flags/br/br.gif", "reset-302.gif", TASK_ERROR, 302, "reset" },
+                /* A 2xx body that ends early is still an error, with no file. */
+                { "/reset-after/0/bytes/1000", "reset-200.bin", TASK_ERROR, 200, "reset" },
+                { "/as-status/404/flags/br/br.gif", "big-404.gif", TASK_NOT_FOUND, 404, NULL },
+        };
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+
+        o.timeout_usec = 60 * USEC_PER_SEC;
+        run_cases(cases, ELEMENTSOF(cases), &o);
+}
+
 static void test_limits(void **state) {
         static const Case cases[] = {
                 { "/bytes/4096", "fits.bin", TASK_OK, 200, NULL },
@@ -788,6 +811,7 @@ static void test_existing_files_and_symlinks(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_path_faults),
+                cmocka_unit_test(test_error_response_bodies),
                 cmocka_unit_test(test_limits),
                 cmocka_unit_test(test_stall_timeout),
                 cmocka_unit_test(test_big_file_content),

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "file-writer.h"
@@ -30,6 +31,9 @@ struct Transfer {
         char *failure;                  /* our own reason to fail (size limit, disk) */
         bool paused;
         bool cancelled;
+        bool headers_done;              /* the header block of the latest response is complete */
+        bool location;                  /* ... and it has a Location (curl follows a 3xx with one) */
+        uint64_t discarded;             /* body bytes of responses that are not the file */
         size_t commit_bytes;            /* counted in engine->committing_bytes */
 
         char reason[64];                /* reason phrase of the last status line */
@@ -93,6 +97,15 @@ static const char *reason_phrase_default(long code) {
         default: return NULL;
         }
 }
+
+/* 206 is a part of the file: asyncd never asks for one, and must not save it as whole. */
+static bool status_is_file(long code) {
+        return code >= 200 && code <= 299 && code != 206;
+}
+
+/* Of a body that is not the file, this much is read so that the connection can serve the next
+ * transfer; a longer (or endless) one is not waited for. */
+#define DISCARD_MAX (64U * 1024U)
 
 static void finish(Transfer *t, TaskStatus status, const char *error) {
         Job *j = t->job;
@@ -169,8 +182,10 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
 
         /* Bodies of error pages (and of redirects, if curl hands them over) are not the file. */
         (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
-        if (code < 200 || code > 299 || code == 206)
-                return n;
+        if (!status_is_file(code)) {
+                t->discarded += n;
+                return t->discarded <= DISCARD_MAX ? n : 0;
+        }
 
         if (max > 0 && (t->writer ? file_writer_size(t->writer) : 0) + n > max) {
                 set_failure(t, "body larger than the limit of %" PRIu64 " bytes", max);
@@ -207,23 +222,34 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
-        Transfer *t = userdata;
-        size_t n = size * nmemb;
+/* "HTTP/1.1 503 Service Unavailable\r\n": keep the phrase of the latest status line. */
+static void keep_reason(Transfer *t, const char *data, size_t n) {
         const char *p, *end = data + n;
 
-        /* "HTTP/1.1 503 Service Unavailable\r\n": keep the phrase of the latest status line. */
-        if (n < 12 || memcmp(data, "HTTP/", 5) != 0)
-                return n;
+        if (n < 12)
+                return;
         p = memchr(data, ' ', n);
         if (!p || end - p < 5)
-                return n;
+                return;
         p += 4;
         while (p < end && *p == ' ')
                 p++;
         while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
                 end--;
         snprintf(t->reason, sizeof(t->reason), "%.*s", (int) utf8_prefix_length(p, end - p, sizeof(t->reason) - 1), p);
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
+        Transfer *t = userdata;
+        size_t n = size * nmemb;
+
+        if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+                t->headers_done = t->location = false;
+                keep_reason(t, data, n);
+        } else if (n >= 9 && strncasecmp(data, "Location:", 9) == 0)
+                t->location = true;
+        else if (n <= 2 && (n == 0 || data[0] == '\r' || data[0] == '\n'))
+                t->headers_done = true;         /* the blank line after a header (or trailer) block */
         return n;
 }
 
@@ -327,12 +353,22 @@ static void leave_wire(Transfer *t) {
         job_release_slot(t->job);
 }
 
+/* The final response's header is complete and its body is not the file: however that body ended
+ * (cut short, reset, silent, or not waited for beyond DISCARD_MAX), the status says what happened,
+ * as with curl --fail, which does not read it at all. Not for a redirect curl was about to follow:
+ * it was not followed, curl's reason stands. */
+static bool status_decides(Transfer *t) {
+        if (!t->headers_done || t->http_code < 200 || status_is_file(t->http_code))
+                return false;
+        return !(t->http_code >= 300 && t->http_code <= 399 && t->location);
+}
+
 static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error_size) {
         const char *reason;
 
         if (t->failure)
                 return TASK_ERROR;
-        if (code != CURLE_OK) {
+        if (code != CURLE_OK && !status_decides(t)) {
                 long os_errno = 0;
 
                 /* curl says "Couldn't connect to server"; the socket error says why. */
@@ -345,8 +381,7 @@ static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error
                         snprintf(error, error_size, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
                 return TASK_ERROR;
         }
-        /* 206 is a part of the file: asyncd never asks for one, and must not save it as whole. */
-        if (t->http_code >= 200 && t->http_code <= 299 && t->http_code != 206)
+        if (status_is_file(t->http_code))
                 return TASK_OK;
         if (t->http_code == 404)
                 return TASK_NOT_FOUND;

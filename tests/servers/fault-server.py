@@ -30,9 +30,14 @@ the rest of the path is a normal document path:
   /piece/<n>/P        with /trickle: pieces of n bytes instead of 64
   /truncate/<n>/P     real Content-Length, only n body bytes, then close
   /reset/P            request read, then TCP RST (SO_LINGER 0), no header
+  /reset-after/<n>/P  the header and n body bytes of /P, then TCP RST
   /status/<code>/P    that status with its standard reason phrase, tiny body
   /reason/<hex>/P     the status line of /P carries these bytes (hex, any
                       value, e.g. ff) as its reason phrase
+  /as-status/<code>/P /P (its header and body) with that status instead,
+                      e.g. a 404 whose body is /bytes/1000000
+  /extra-length/<n>/P /P with a second "Content-Length: n" header after the
+                      real one (a conflicting length when n differs)
   /redirect/<n>/P     302 to /redirect/<n-1>/P; /redirect/0/P serves /P
   /redirect-file/P    302 to file:///etc/passwd
   /redirect-loop/P    302 to itself, forever
@@ -166,7 +171,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_request(self, head):
         srv = self.server
-        self.phrase = None
+        self.phrase = self.status_override = self.extra_length = None
         self.rec = rec = {"ts": time.time(), "method": self.command,
                           "path": self.path, "status": None, "action": None,
                           "delay": 0.0, "bytes": 0, "aborted": False,
@@ -204,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
         # Peel the behaviour prefixes off the path.
         segs = urllib.parse.unquote(path).lstrip("/").split("/")
         trickle = truncate = piece = None
-        reset = False
+        reset = reset_after = False
         body = None    # (status, headers, blocks, length or None) if not a file
 
         def num(i):
@@ -232,6 +237,12 @@ class Handler(BaseHTTPRequestHandler):
                 piece = arg
             elif word == "truncate":
                 truncate = arg
+            elif word == "reset-after":
+                truncate, reset_after = arg, True
+            elif word == "as-status" and 200 <= arg <= 599:
+                self.status_override = arg
+            elif word == "extra-length":
+                self.extra_length = arg
             elif word == "status" and 200 <= arg <= 599:
                 text = f"{arg} {reason(arg)}\n".encode()
                 if arg in (204, 304):
@@ -264,6 +275,8 @@ class Handler(BaseHTTPRequestHandler):
                 actions.append("serve" if body[0] == 200 else "notfound")
         rec["action"] = "+".join(actions)
         self.send(*body, head, truncate=truncate, trickle=trickle, piece=piece)
+        if reset_after:
+            self.send_reset()
 
     def sleep(self, seconds):
         self.rec["delay"] = round(self.rec["delay"] + seconds, 6)
@@ -296,6 +309,7 @@ class Handler(BaseHTTPRequestHandler):
     def send(self, code, headers, blocks, length, head,
              truncate=None, trickle=None, piece=None):
         """Headers, then the body (length None = chunked), maybe cut/slowed."""
+        code = self.status_override or code
         self.rec["status"] = code
         phrase = self.phrase if self.phrase is not None else reason(code).encode()
         lines = [f"Date: {email.utils.formatdate(usegmt=True)}",
@@ -303,6 +317,8 @@ class Handler(BaseHTTPRequestHandler):
         lines += [f"{k}: {v}" for k, v in headers]
         lines.append("Transfer-Encoding: chunked" if length is None
                      else f"Content-Length: {length}")
+        if self.extra_length is not None:
+            lines.append(f"Content-Length: {self.extra_length}")
         if truncate is not None:
             self.close_connection = True
         if self.close_connection:
