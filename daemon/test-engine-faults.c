@@ -125,6 +125,11 @@ static void test_path_faults(void **state) {
                 { "/trickle/2/flags/br/br.gif", "trickled.gif", TASK_OK, 200, NULL },
                 { "/bytes/20000000", "big.bin", TASK_OK, 200, NULL },
                 { "/chunked/3000000", "chunked.bin", TASK_OK, 200, NULL },
+                /* Two lengths: where the body ends is unknown (curl 7.88 takes the last one). */
+                { "/extra-length/10/bytes/1000", "two-lengths.bin", TASK_ERROR, 200,
+                  "conflicting Content-Length headers (1000 and 10)" },
+                { "/extra-length/1000/bytes/1000", "same-length-twice.bin", TASK_OK, 200, NULL },
+                { "/extra-length/10/chunked/1000", "chunked-and-length.bin", TASK_OK, 200, NULL },
                 { "http://127.0.0.1:1/refused.gif", "refused.gif", TASK_ERROR, 0, "Connection refused" },
         };
         JobOptions o = JOB_OPTIONS_DEFAULT;

@@ -33,6 +33,10 @@ struct Transfer {
         bool cancelled;
         bool headers_done;              /* the header block of the latest response is complete */
         bool location;                  /* ... and it has a Location (curl follows a 3xx with one) */
+        bool transfer_encoding;         /* ... a Transfer-Encoding, which overrides Content-Length */
+        bool have_length;               /* ... a Content-Length, the first one being length */
+        uint64_t length;
+        uint64_t other_length;          /* a different Content-Length of the same response, or length */
         uint64_t discarded;             /* body bytes of responses that are not the file */
         size_t commit_bytes;            /* counted in engine->committing_bytes */
 
@@ -239,17 +243,53 @@ static void keep_reason(Transfer *t, const char *data, size_t n) {
         snprintf(t->reason, sizeof(t->reason), "%.*s", (int) utf8_prefix_length(p, end - p, sizeof(t->reason) - 1), p);
 }
 
+/* "Content-Length: 100", also as a list ("100, 100") and repeated: every value must be the same.
+ * Others are left to curl ("Invalid Content-Length"). */
+static void note_length(Transfer *t, const char *p, const char *end) {
+        while (p < end) {
+                uint64_t v = 0;
+                const char *digits;
+
+                while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                        p++;
+                for (digits = p; p < end && *p >= '0' && *p <= '9'; p++) {
+                        if (v > (UINT64_MAX - 9) / 10)
+                                return;
+                        v = v * 10 + (uint64_t) (*p - '0');
+                }
+                if (p == digits)
+                        return;
+                if (!t->have_length) {
+                        t->have_length = true;
+                        t->length = t->other_length = v;
+                } else if (v != t->length)
+                        t->other_length = v;
+        }
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
         Transfer *t = userdata;
         size_t n = size * nmemb;
 
         if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-                t->headers_done = t->location = false;
+                t->headers_done = t->location = t->transfer_encoding = t->have_length = false;
                 keep_reason(t, data, n);
         } else if (n >= 9 && strncasecmp(data, "Location:", 9) == 0)
                 t->location = true;
-        else if (n <= 2 && (n == 0 || data[0] == '\r' || data[0] == '\n'))
+        else if (n >= 18 && strncasecmp(data, "Transfer-Encoding:", 18) == 0)
+                t->transfer_encoding = true;
+        else if (n >= 15 && strncasecmp(data, "Content-Length:", 15) == 0)
+                note_length(t, data + 15, data + n);
+        else if (n <= 2 && (n == 0 || data[0] == '\r' || data[0] == '\n')) {
                 t->headers_done = true;         /* the blank line after a header (or trailer) block */
+                /* Where the body ends is unknown (RFC 9112 6.3: an unrecoverable error); curl 7.88
+                 * would take the last length and save a cut or padded file as complete. */
+                if (t->have_length && t->other_length != t->length && !t->transfer_encoding) {
+                        set_failure(t, "conflicting Content-Length headers (%" PRIu64 " and %" PRIu64 ")",
+                                    t->length, t->other_length);
+                        return 0;
+                }
+        }
         return n;
 }
 
