@@ -130,6 +130,10 @@ static void test_path_faults(void **state) {
                   "conflicting Content-Length headers (1000 and 10)" },
                 { "/extra-length/1000/bytes/1000", "same-length-twice.bin", TASK_OK, 200, NULL },
                 { "/extra-length/10/chunked/1000", "chunked-and-length.bin", TASK_OK, 200, NULL },
+                /* libcurl's limit for a header line is 100 KiB; it calls a longer one "Out of memory". */
+                { "/long-header/100000/flags/br/br.gif", "long-header.gif", TASK_OK, 200, NULL },
+                { "/long-header/110000/flags/br/br.gif", "too-long-header.gif", TASK_ERROR, 200,
+                  "header line longer than libcurl's limit of 100 KiB" },
                 { "http://127.0.0.1:1/refused.gif", "refused.gif", TASK_ERROR, 0, "Connection refused" },
         };
         JobOptions o = JOB_OPTIONS_DEFAULT;

@@ -413,6 +413,10 @@ static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error
 
                 /* curl says "Couldn't connect to server"; the socket error says why. */
                 (void) curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
+                /* libcurl 7.88 reports a header line beyond its 100 KiB limit as bare "Out of memory". */
+                if (code == CURLE_OUT_OF_MEMORY && !t->errbuf[0] && t->http_code > 0 && !t->headers_done)
+                        snprintf(t->errbuf, sizeof(t->errbuf),
+                                 "Out of memory, or a response header line longer than libcurl's limit of 100 KiB");
                 if (os_errno > 0 && IN_SET(code, (CURLcode) CURLE_COULDNT_CONNECT, (CURLcode) CURLE_RECV_ERROR, (CURLcode) CURLE_SEND_ERROR) &&
                     !strstr(t->errbuf, strerror((int) os_errno)))
                         snprintf(error, error_size, "%s (%s)", t->errbuf[0] ? t->errbuf : curl_easy_strerror(code),

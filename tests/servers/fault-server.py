@@ -36,6 +36,8 @@ the rest of the path is a normal document path:
                       value, e.g. ff) as its reason phrase
   /as-status/<code>/P /P (its header and body) with that status instead,
                       e.g. a 404 whose body is /bytes/1000000
+  /long-header/<n>/P  /P with a header line "X-Long: aaa..." of n+8 bytes
+                      (libcurl takes lines of up to 100 KiB)
   /extra-length/<n>/P /P with a second "Content-Length: n" header after the
                       real one (a conflicting length when n differs)
   /redirect/<n>/P     302 to /redirect/<n-1>/P; /redirect/0/P serves /P
@@ -171,7 +173,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_request(self, head):
         srv = self.server
-        self.phrase = self.status_override = self.extra_length = None
+        self.phrase = self.status_override = self.extra_length = self.long_header = None
         self.rec = rec = {"ts": time.time(), "method": self.command,
                           "path": self.path, "status": None, "action": None,
                           "delay": 0.0, "bytes": 0, "aborted": False,
@@ -243,6 +245,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.status_override = arg
             elif word == "extra-length":
                 self.extra_length = arg
+            elif word == "long-header":
+                self.long_header = arg
             elif word == "status" and 200 <= arg <= 599:
                 text = f"{arg} {reason(arg)}\n".encode()
                 if arg in (204, 304):
@@ -317,6 +321,8 @@ class Handler(BaseHTTPRequestHandler):
         lines += [f"{k}: {v}" for k, v in headers]
         lines.append("Transfer-Encoding: chunked" if length is None
                      else f"Content-Length: {length}")
+        if self.long_header is not None:
+            lines.append("X-Long: " + "a" * self.long_header)
         if self.extra_length is not None:
             lines.append(f"Content-Length: {self.extra_length}")
         if truncate is not None:
