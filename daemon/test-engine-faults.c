@@ -165,6 +165,38 @@ static void test_error_response_bodies(void **state) {
         run_cases(cases, ELEMENTSOF(cases), &o);
 }
 
+/* The server's reason phrase ends at a control character: no terminal escape reaches the client. */
+static void test_reason_control_characters(void **state) {
+        static const Case cases[] = {
+                { "/reason/4261641b5b33316d526564/status/503/a", "escape.bin", TASK_ERROR, 503, "HTTP 503 Bad" },
+                { "/reason/0772696e67/status/502/b", "bell.bin", TASK_ERROR, 502, "HTTP 502" },
+                { "/reason/54616209546162/status/500/c", "tab.bin", TASK_ERROR, 500, "HTTP 500 Tab\tTab" },
+        };
+        static const char *const exact[] = { "HTTP 503 Bad", "HTTP 502 Bad Gateway", "HTTP 500 Tab\tTab" };
+        const char *base = test_env("ASYNCD_TEST_FAULT_PLAIN_URL");
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        TaskSpec *tasks = calloc(ELEMENTSOF(cases), sizeof(TaskSpec));
+        TestRun t;
+        Job *j;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                assert_true(asprintf(&tasks[i].url, "%s%s", base, cases[i].path) > 0);
+                tasks[i].filename = strdup(cases[i].filename);
+        }
+        test_run_init(&t, 0);
+        j = test_job_start(&t, tasks, ELEMENTSOF(cases), &o);
+        test_run_until_finished(&t, 1);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                const TaskResult *r = result_of(j, (uint32_t) i);
+
+                printf("%-45s -> %s\n", cases[i].path, r->error);
+                assert_int_equal(r->http_code, cases[i].http_code);
+                assert_string_equal(r->error, exact[i]);
+        }
+        job_free(j);
+        test_run_done(&t);
+}
+
 static void test_limits(void **state) {
         static const Case cases[] = {
                 { "/bytes/4096", "fits.bin", TASK_OK, 200, NULL },
@@ -821,6 +853,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_path_faults),
                 cmocka_unit_test(test_error_response_bodies),
+                cmocka_unit_test(test_reason_control_characters),
                 cmocka_unit_test(test_limits),
                 cmocka_unit_test(test_stall_timeout),
                 cmocka_unit_test(test_big_file_content),

@@ -240,6 +240,13 @@ static void keep_reason(Transfer *t, const char *data, size_t n) {
                 p++;
         while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
                 end--;
+        /* A reason phrase has no control characters but tabs (RFC 9112 4): one ends it here, so that
+         * no terminal escape of the server's reaches a client that prints the error. */
+        for (const char *c = p; c < end; c++)
+                if ((*c >= 0 && *c < ' ' && *c != '\t') || *c == 0x7f) {
+                        end = c;
+                        break;
+                }
         snprintf(t->reason, sizeof(t->reason), "%.*s", (int) utf8_prefix_length(p, end - p, sizeof(t->reason) - 1), p);
 }
 
