@@ -171,8 +171,11 @@ static void test_reason_control_characters(void **state) {
                 { "/reason/4261641b5b33316d526564/status/503/a", "escape.bin", TASK_ERROR, 503, "HTTP 503 Bad" },
                 { "/reason/0772696e67/status/502/b", "bell.bin", TASK_ERROR, 502, "HTTP 502" },
                 { "/reason/54616209546162/status/500/c", "tab.bin", TASK_ERROR, 500, "HTTP 500 Tab\tTab" },
+                { "/reason/4331c29b33316d/status/504/d", "csi.bin", TASK_ERROR, 504, "HTTP 504 C1" },
+                { "/reason/c3a9c2a06f6b/status/501/e", "latin.bin", TASK_ERROR, 501, "HTTP 501 \xc3\xa9\xc2\xa0ok" },
         };
-        static const char *const exact[] = { "HTTP 503 Bad", "HTTP 502 Bad Gateway", "HTTP 500 Tab\tTab" };
+        static const char *const exact[] = { "HTTP 503 Bad", "HTTP 502 Bad Gateway", "HTTP 500 Tab\tTab", "HTTP 504 C1",
+                                             "HTTP 501 \xc3\xa9\xc2\xa0ok" };
         const char *base = test_env("ASYNCD_TEST_FAULT_PLAIN_URL");
         JobOptions o = JOB_OPTIONS_DEFAULT;
         TaskSpec *tasks = calloc(ELEMENTSOF(cases), sizeof(TaskSpec));

@@ -241,9 +241,12 @@ static void keep_reason(Transfer *t, const char *data, size_t n) {
         while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
                 end--;
         /* A reason phrase has no control characters but tabs (RFC 9112 4): one ends it here, so that
-         * no terminal escape of the server's reaches a client that prints the error. */
+         * no terminal escape of the server's reaches a client that prints the error. The C1 ones
+         * (U+0080..U+009F, in UTF-8 C2 80..C2 9F) too: U+009B is an escape on some terminals. */
         for (const char *c = p; c < end; c++)
-                if ((*c >= 0 && *c < ' ' && *c != '\t') || *c == 0x7f) {
+                if ((*c >= 0 && *c < ' ' && *c != '\t') || *c == 0x7f ||
+                    ((unsigned char) c[0] == 0xc2 && c + 1 < end && (unsigned char) c[1] >= 0x80 &&
+                     (unsigned char) c[1] <= 0x9f)) {
                         end = c;
                         break;
                 }
