@@ -60,6 +60,10 @@ build() {               # dir, meson options...
         ninja -C "$dir" >/dev/null || ninja -C "$dir"
 }
 
+# Every test keeps its temporary files under TMPDIR, which the last step checks is empty again.
+# 0755: the system-bus test's unprivileged daemon reaches its directories through it.
+TMPDIR=$(mktemp -d /tmp/asyncd-tests.XXXXXX) && chmod 755 "$TMPDIR" && export TMPDIR
+
 # Plain build and tests.
 if step "build" build build -Dprefix=/usr; then
         rm -f build/meson-logs/testlog.json
@@ -114,6 +118,17 @@ done
 if [ -x tests/nspawn/run.sh ] && [ -z "${ASYNCD_SKIP_NSPAWN:-}" ]; then
         step "systemd in a container (nspawn)" tests/nspawn/run.sh build
 fi
+
+no_leftovers() {
+        local left
+        left=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort)
+        [ -z "$left" ] && return 0
+        echo "the tests left these in TMPDIR ($TMPDIR):"
+        echo "$left" | sed 's/^/  /'
+        return 1
+}
+step "tests left no temporary files" no_leftovers
+rm -rf "$TMPDIR"
 
 echo
 for f in "${failures[@]}"; do

@@ -30,13 +30,16 @@ import urllib.request
 
 
 
+WORK = tempfile.mkdtemp(prefix="asyncctl-test-")   # removed at the end
+
+
 def wrapped(binary):
     """ASYNCCTL_TEST_WRAPPER (e.g. "valgrind --error-exitcode=99 ..."): every run of the binary goes
     through it, by a script in its place."""
     wrapper = os.environ.get("ASYNCCTL_TEST_WRAPPER")
     if not wrapper:
         return binary
-    path = os.path.join(tempfile.mkdtemp(prefix="asyncctl-wrapper-"), "asyncctl")
+    path = os.path.join(tempfile.mkdtemp(prefix="wrapper-", dir=WORK), "asyncctl")
     with open(path, "w") as f:
         f.write(f'#!/bin/sh\nexec {wrapper} {shlex.quote(binary)} "$@"\n')
     os.chmod(path, 0o755)
@@ -126,9 +129,6 @@ def results_json(job_id):
     p = run("results", str(job_id), "--json=short")
     expect(p, 0, "results --json")
     return json.loads(p.stdout)
-
-
-WORK = tempfile.mkdtemp(prefix="asyncctl-test-")   # removed at the end
 
 
 def tmpdir():

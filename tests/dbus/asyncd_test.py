@@ -6,6 +6,7 @@ Environment (set by meson): ASYNCD_BIN, ASYNCD_TEST_SESSION_BUS_CONF, ASYNCD_TES
 ASYNCD_FIXTURES; ASYNCD_TEST_NGINX_URL and ASYNCD_TEST_FAULT_*_URL from with-servers.py.
 """
 
+import atexit
 import contextlib
 import os
 import shlex
@@ -28,6 +29,16 @@ JOB = "io.asyncd1.Job"
 
 passed = 0
 failed = 0
+
+# Every temporary directory a test makes (tempfile.mkdtemp without dir=) lands under one root per
+# test process, removed when the test exits, whatever it left there: output directories written
+# by daemons of other users, buses, logs. 0755 so that the system-bus test's unprivileged daemon
+# can reach its own directory inside.
+# (Named after the test without "test_": the system bus's socket path inside must stay under 108 bytes.)
+TMP_ROOT = tempfile.mkdtemp(prefix=f"asyncd-{os.path.basename(sys.argv[0]).removeprefix('test_').removesuffix('.py')}-")
+os.chmod(TMP_ROOT, 0o755)
+tempfile.tempdir = TMP_ROOT
+atexit.register(shutil.rmtree, TMP_ROOT, ignore_errors=True)
 
 
 def check(cond, what):
