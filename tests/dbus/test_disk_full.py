@@ -1,0 +1,157 @@
+#!/usr/bin/python3
+"""A file system that fills up mid-job (a 128 KiB tmpfs): the tasks that do not fit fail with the
+system's reason and the file name, every file that is there is whole, no space stays held by an
+unfinished file, a file that would have been overwritten keeps its old content when its new one
+does not fit (with and without fsync), and once there is space again the same daemon saves
+everything."""
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+
+from gi.repository import GLib
+
+from asyncd_test import Client, check, env, files_being_written, finish, flag_codes, session_daemon
+
+PAGE = 4096
+ENOSPC = "No space left on device"
+
+
+@contextlib.contextmanager
+def small_tmpfs(size):
+    mnt = tempfile.mkdtemp(prefix="asyncd-full-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", mnt], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "--lazy", mnt], check=True)
+
+
+def fixture(code):
+    with open(os.path.join(env("ASYNCD_FIXTURES"), "flags", code, f"{code}.gif"), "rb") as f:
+        return f.read()
+
+
+def used_bytes(mnt):
+    st = os.statvfs(mnt)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def pages(data):
+    return (len(data) + PAGE - 1) // PAGE * PAGE
+
+
+def contents(mnt):
+    out = {}
+    for name in os.listdir(mnt):
+        with open(os.path.join(mnt, name), "rb") as f:
+            out[name] = f.read()
+    return out
+
+
+def run_job(c, tasks, mnt, options):
+    job_id, path = c.submit(tasks, mnt, {k: GLib.Variant("b", v) if isinstance(v, bool) else GLib.Variant("u", v)
+                                         for k, v in options.items()})
+    check(c.pump(lambda: c.job_signals(path, "Finished"), 60), f"job {job_id} ({options}) finishes")
+    return c.completed_results(path), c.job_signals(path, "Finished")[0]
+
+
+def check_held_space(c, mnt, what):
+    """Unfinished files are unnamed: only the daemon's descriptors would show them, and df."""
+    on_disk = sum(pages(data) for data in contents(mnt).values())
+    check(files_being_written(c.daemon_pid(), mnt) == [] and used_bytes(mnt) == on_disk,
+          f"{what}: no file held open, the space used ({used_bytes(mnt)} B) is that of the files named "
+          f"({on_disk} B)")
+
+
+def fill_up(c, mnt, codes):
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    results, finished = run_job(c, [(f"{nginx}/flags/{cc}/{cc}.gif", "") for cc in codes], mnt,
+                                {"concurrency": 20})
+    ok = {r[5] for r in results if r[2] == "ok"}
+    errors = [r for r in results if r[2] == "error"]
+    check(len(results) == len(codes) and 0 < len(ok) < len(codes) and len(ok) + len(errors) == len(codes),
+          f"{len(ok)} saved, {len(errors)} did not fit")
+    check(all(r[6] == f"cannot write {codes[r[1]]}.gif: {ENOSPC}" for r in errors),
+          f'each failure names its file and the reason (e.g. "{errors[0][6] if errors else ""}")')
+    check(finished[0] == "done" and finished[1] == len(ok) and finished[3] == len(errors), f"Finished{finished}")
+    files = contents(mnt)
+    check(set(files) == ok and all(files[n] == fixture(n[:-4]) for n in ok),
+          "exactly the saved files are there, each byte-identical to the source")
+    check_held_space(c, mnt, "full")
+    return ok
+
+
+def make_room(mnt, free):
+    """Removes the largest files until `free` bytes are free."""
+    for name in sorted(os.listdir(mnt), key=lambda n: -os.path.getsize(os.path.join(mnt, n))):
+        st = os.statvfs(mnt)
+        if st.f_bavail * st.f_frsize >= free:
+            break
+        os.unlink(os.path.join(mnt, name))
+
+
+def overwrite_when_full(c, mnt, codes, shift, fsync):
+    """Each name is asked to become the flag `shift` places on: an existing file ends up as that
+    flag if its task is ok and as it was otherwise, never cut, empty or gone; a name that did not
+    exist appears only whole and only when ok."""
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    make_room(mnt, 32 * 1024)
+    before = contents(mnt)
+    tasks = [(f"{nginx}/flags/{codes[(i + shift) % len(codes)]}/{codes[(i + shift) % len(codes)]}.gif", f"{cc}.gif")
+             for i, cc in enumerate(codes)]
+    source = {name: url.rsplit("/", 2)[1] for url, name in tasks}
+    # One at a time, so that which files fit does not depend on the order of their writes.
+    results, finished = run_job(c, tasks, mnt, {"concurrency": 1, "overwrite": True, "fsync": fsync})
+    ok = {tasks[r[1]][1] for r in results if r[2] == "ok"}   # a result names its file only when ok
+    after = contents(mnt)
+    expected = dict(before)
+    expected.update({name: fixture(source[name]) for name in ok})
+    wrong = sorted(n for n in set(after) | set(expected) if after.get(n) != expected.get(n))
+    check(not wrong and any(n in ok for n in before) and any(n not in ok for n in before),
+          f"fsync={fsync}: of {len(before)} existing files {len(ok & set(before))} replaced whole, the others as they "
+          f"were; {len(ok - set(before))} new files, whole (not so: {wrong})")
+    failed = [r for r in results if r[2] == "error"]
+    check(len(ok) + len(failed) == len(codes) and all(r[6] == f"cannot write {tasks[r[1]][1]}: {ENOSPC}" for r in failed),
+          f"fsync={fsync}: {len(failed)} failed for want of space, each saying so")
+    check_held_space(c, mnt, f"overwrite, fsync={fsync}")
+
+
+def space_again(c, mnt, codes):
+    for name in os.listdir(mnt):
+        os.unlink(os.path.join(mnt, name))
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    fits, total = [], 0
+    for cc in sorted(codes, key=lambda cc: len(fixture(cc))):
+        if total + pages(fixture(cc)) > 96 * 1024:
+            break
+        fits.append(cc)
+        total += pages(fixture(cc))
+    results, finished = run_job(c, [(f"{nginx}/flags/{cc}/{cc}.gif", "") for cc in fits], mnt,
+                                {"concurrency": 20, "fsync": True})
+    files = contents(mnt)
+    check(finished[:2] == ("done", len(fits)) and all(files.get(f"{cc}.gif") == fixture(cc) for cc in fits),
+          f"with space again the same daemon saves all {len(fits)} files that fit")
+    check_held_space(c, mnt, "after")
+
+
+def main():
+    if os.geteuid() != 0:
+        print("mounting the small file system needs root")
+        sys.exit(77)
+    codes = flag_codes()
+    with session_daemon() as (bus, _), small_tmpfs("128k") as mnt:
+        c = Client(bus.address)
+        c.subscribe()
+        fill_up(c, mnt, codes)
+        overwrite_when_full(c, mnt, codes, 1, fsync=False)
+        overwrite_when_full(c, mnt, codes, 2, fsync=True)
+        space_again(c, mnt, codes)
+        c.close()
+    finish()
+
+
+if __name__ == "__main__":
+    main()
