@@ -84,38 +84,51 @@ def fill_up(c, mnt, codes):
     return ok
 
 
-def make_room(mnt, free):
-    """Removes the largest files until `free` bytes are free."""
+def leave_free(mnt, free):
+    """Removes the largest files until more than `free` bytes are free, then fills the rest with a
+    file of the test's own so that exactly `free` bytes are."""
     for name in sorted(os.listdir(mnt), key=lambda n: -os.path.getsize(os.path.join(mnt, n))):
-        st = os.statvfs(mnt)
-        if st.f_bavail * st.f_frsize >= free:
+        if free_bytes(mnt) > free:
             break
         os.unlink(os.path.join(mnt, name))
+    with open(os.path.join(mnt, "filler"), "wb") as f:
+        f.write(b"\0" * (free_bytes(mnt) - free))
+    assert free_bytes(mnt) == free
 
 
-def overwrite_when_full(c, mnt, codes, shift, fsync):
-    """Each name is asked to become the flag `shift` places on: an existing file ends up as that
-    flag if its task is ok and as it was otherwise, never cut, empty or gone; a name that did not
-    exist appears only whole and only when ok."""
+def free_bytes(mnt):
+    st = os.statvfs(mnt)
+    return st.f_bavail * st.f_frsize
+
+
+def overwrite_when_full(c, mnt, codes, fsync):
+    """With 16 KiB free: an existing file asked to become the largest flag (36 KiB) keeps its
+    content; then (a job of its own: a failed task's slot is free before its file is gone) another
+    one asked to become the smallest is replaced whole, and a new name appears whole. Nothing
+    else changes."""
     nginx = env("ASYNCD_TEST_NGINX_URL")
-    make_room(mnt, 32 * 1024)
+    leave_free(mnt, 16 * 1024)
     before = contents(mnt)
-    tasks = [(f"{nginx}/flags/{codes[(i + shift) % len(codes)]}/{codes[(i + shift) % len(codes)]}.gif", f"{cc}.gif")
-             for i, cc in enumerate(codes)]
-    source = {name: url.rsplit("/", 2)[1] for url, name in tasks}
-    # One at a time, so that which files fit does not depend on the order of their writes.
-    results, finished = run_job(c, tasks, mnt, {"concurrency": 1, "overwrite": True, "fsync": fsync})
-    ok = {tasks[r[1]][1] for r in results if r[2] == "ok"}   # a result names its file only when ok
-    after = contents(mnt)
+    existing = sorted(n for n in before if n.endswith(".gif"))
+    by_size = sorted(codes, key=lambda cc: (len(fixture(cc)), cc))
+    options = {"overwrite": True, "fsync": fsync}
+
+    tasks = [(f"{nginx}/flags/{by_size[-1]}/{by_size[-1]}.gif", existing[0])]
+    results, _ = run_job(c, tasks, mnt, options)
+    check([r[2] for r in results] == ["error"] and results[0][6] == f"cannot write {existing[0]}: {ENOSPC}",
+          f"fsync={fsync}: too big for the space left: {results[0][2]}, {results[0][6]!r}")
+    check(contents(mnt) == before, f"fsync={fsync}: {existing[0]} kept as it was, nothing else changed")
+
+    sources = {existing[1]: by_size[0], "new.gif": by_size[1]}
+    tasks = [(f"{nginx}/flags/{src}/{src}.gif", name) for name, src in sources.items()]
+    results, _ = run_job(c, tasks, mnt, options)
+    check([r[2] for r in results] == ["ok", "ok"], f"fsync={fsync}: two that fit: {[r[2] for r in results]}")
     expected = dict(before)
-    expected.update({name: fixture(source[name]) for name in ok})
+    expected.update({name: fixture(src) for name, src in sources.items()})
+    after = contents(mnt)
     wrong = sorted(n for n in set(after) | set(expected) if after.get(n) != expected.get(n))
-    check(not wrong and any(n in ok for n in before) and any(n not in ok for n in before),
-          f"fsync={fsync}: of {len(before)} existing files {len(ok & set(before))} replaced whole, the others as they "
-          f"were; {len(ok - set(before))} new files, whole (not so: {wrong})")
-    failed = [r for r in results if r[2] == "error"]
-    check(len(ok) + len(failed) == len(codes) and all(r[6] == f"cannot write {tasks[r[1]][1]}: {ENOSPC}" for r in failed),
-          f"fsync={fsync}: {len(failed)} failed for want of space, each saying so")
+    check(not wrong, f"fsync={fsync}: {existing[1]} replaced whole, new.gif whole, the other {len(before) - 1} "
+          f"files as they were (not so: {wrong})")
     check_held_space(c, mnt, f"overwrite, fsync={fsync}")
 
 
@@ -146,8 +159,8 @@ def main():
         c = Client(bus.address)
         c.subscribe()
         fill_up(c, mnt, codes)
-        overwrite_when_full(c, mnt, codes, 1, fsync=False)
-        overwrite_when_full(c, mnt, codes, 2, fsync=True)
+        overwrite_when_full(c, mnt, codes, fsync=False)
+        overwrite_when_full(c, mnt, codes, fsync=True)
         space_again(c, mnt, codes)
         c.close()
     finish()
