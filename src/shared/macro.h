@@ -20,7 +20,15 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
-#define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
+/* ptr must point to the member's type (checked; the type is taken from a compound literal, which
+ * typeof does not evaluate, rather than from a null pointer, which cppcheck takes for a
+ * dereference); the object it is a member of is aligned for type, so going through void * states no
+ * new alignment requirement (clang's -Wcast-align). */
+#define container_of(ptr, type, member)                                                 \
+        ({                                                                              \
+                const __typeof__(((type) {}).member) *_mptr_ = (ptr);                   \
+                (type *) (void *) ((char *) _mptr_ - offsetof(type, member));          \
+        })
 
 /* Hand an owned pointer (or fd) out of a _cleanup_ variable. */
 #define TAKE_PTR(p)                                     \
