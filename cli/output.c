@@ -232,6 +232,9 @@ int table_add_row(Table *t, const char *const *cells) {
                 if (!c[slot * t->n_columns + i]) {
                         while (i > 0)
                                 free(c[slot * t->n_columns + --i]);
+                        /* table_free() frees the header's slot even when adding it failed here
+                         * (table_new()): leave no freed or unset pointers in it. */
+                        memset(c + slot * t->n_columns, 0, t->n_columns * sizeof(char *));
                         return -ENOMEM;
                 }
         }

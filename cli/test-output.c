@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,20 @@
 #include "job-result.h"
 #include "macro.h"
 #include "output.h"
+
+/* Linked with -Wl,--wrap=strdup: the strdup() calls counted down from fail_strdup_in fail, the
+ * last with ENOMEM. 0 disarms. */
+char *__real_strdup(const char *s);
+char *__wrap_strdup(const char *s);
+static unsigned fail_strdup_in;
+
+char *__wrap_strdup(const char *s) {
+        if (fail_strdup_in > 0 && --fail_strdup_in == 0) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        return __real_strdup(s);
+}
 
 /* Runs f into a memory stream and returns what it wrote. */
 #define CAPTURE(buf, stmt)                                              \
@@ -128,6 +143,34 @@ static void test_table(void **state) {
         table_free(t);
 }
 
+/* A cell that cannot be copied fails the row and leaves the table as it was; for the header,
+ * table_new() returns NULL, and frees nothing twice. */
+static void test_table_oom(void **state) {
+        static const char *const headers[] = { "ID", "NAME", "DONE" };
+        _cleanup_free_ char *out = NULL;
+        Table *t;
+
+        for (unsigned k = 1; k <= 3; k++) {
+                fail_strdup_in = k;
+                assert_null(table_new(3, headers));
+                assert_int_equal(fail_strdup_in, 0);
+        }
+
+        t = table_new(3, headers);
+        assert_non_null(t);
+        assert_int_equal(table_add_row(t, (const char *const[]) { "7", "flags", "20/20" }), 0);
+        fail_strdup_in = 2;
+        assert_int_equal(table_add_row(t, (const char *const[]) { "8", "lost", "0/1" }), -ENOMEM);
+        assert_int_equal(table_n_rows(t), 1);
+        assert_int_equal(table_add_row(t, (const char *const[]) { "12", "", "3/194" }), 0);
+        CAPTURE(out, table_print(t, f, true));
+        assert_string_equal(out,
+                            "ID NAME  DONE\n"
+                            "7  flags 20/20\n"
+                            "12 -     3/194\n");
+        table_free(t);
+}
+
 static void test_json(void **state) {
         JobResult r = { .seq = 4, .index = 9, .status = "ok", .http_code = 200, .bytes = 4096,
                         .filename = "br.gif", .error = "" };
@@ -188,6 +231,7 @@ int main(void) {
                 cmocka_unit_test(test_result_line),
                 cmocka_unit_test(test_summary),
                 cmocka_unit_test(test_table),
+                cmocka_unit_test(test_table_oom),
                 cmocka_unit_test(test_json),
                 cmocka_unit_test(test_counts_and_exit),
         };
