@@ -55,8 +55,13 @@ int task_specs_prepare(TaskSpec *tasks, size_t n, size_t first_index, size_t *re
 
                 if (!tasks[i].filename || !tasks[i].filename[0]) {
                         char *derived = NULL;
+                        int r;
 
-                        if (filename_from_url(tasks[i].url, &derived, &reason) < 0)
+                        /* Out of memory it gives no reason. */
+                        r = filename_from_url(tasks[i].url, &derived, &reason);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0)
                                 return fail(first_index + i, ret_index, ret_reason, "cannot derive a file name from \"%.*s%s\": %s",
                                             URL_QUOTE_LENGTH(tasks[i].url), reason);
                         free(tasks[i].filename);

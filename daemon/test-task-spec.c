@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests for task-spec: a job's task list is checked whole, and the first bad task is named. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -7,6 +8,20 @@
 #include <cmocka.h>
 
 #include "job.h"
+
+/* Linked with -Wl,--wrap=malloc: the malloc() calls counted down from fail_malloc_in fail, the
+ * last with ENOMEM. 0 disarms. */
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+static unsigned fail_malloc_in;
+
+void *__wrap_malloc(size_t size) {
+        if (fail_malloc_in > 0 && --fail_malloc_in == 0) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        return __real_malloc(size);
+}
 
 static TaskSpec *make(const char *const *pairs, size_t n) {
         TaskSpec *t = calloc(n, sizeof(TaskSpec));
@@ -78,10 +93,34 @@ static void test_bad_tasks(void **state) {
         check_from(1000, scheme, 2, 1001, "unsupported URL scheme");
 }
 
+/* Out of memory while deriving a file name is -ENOMEM, with no reason and no index, like any other
+ * allocation that fails; not -EINVAL with a reason made of whatever the stack held. */
+static void test_out_of_memory(void **state) {
+        static const char *const pairs[] = {
+                "http://h/flags/br/br.gif", "",
+                "http://h/flags/de/de.gif", "germany.gif",
+                "https://h/a%20b", "",
+        };
+        /* The mallocs: the two derived names, then the order of the duplicate check. */
+        for (unsigned k = 1; k <= 3; k++) {
+                TaskSpec *t = make(pairs, 3);
+                char *reason = NULL;
+                size_t bad = SIZE_MAX;
+
+                fail_malloc_in = k;
+                assert_int_equal(task_specs_prepare(t, 3, 0, &bad, &reason), -ENOMEM);
+                assert_int_equal(fail_malloc_in, 0);
+                assert_null(reason);
+                assert_int_equal(bad, SIZE_MAX);
+                task_specs_free(t, 3);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid_and_derived),
                 cmocka_unit_test(test_bad_tasks),
+                cmocka_unit_test(test_out_of_memory),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
