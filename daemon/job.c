@@ -245,8 +245,10 @@ static int name_index_build(Job *j, uint32_t n, uint64_t want) {
                 return -E2BIG;
         free(j->name_index);
         j->name_index = calloc(size, sizeof(uint32_t));
-        if (!j->name_index)
+        if (!j->name_index) {
+                j->name_index_size = 0;         /* none: the next job_add_tasks() builds it again */
                 return -ENOMEM;
+        }
         j->name_index_size = (uint32_t) size;
         for (uint32_t i = 0; i < n; i++)
                 (void) name_index_insert(j, i);
