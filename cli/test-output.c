@@ -10,23 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc-fail.h"
 #include "job-result.h"
 #include "macro.h"
 #include "output.h"
 
-/* Linked with -Wl,--wrap=strdup: the strdup() calls counted down from fail_strdup_in fail, the
- * last with ENOMEM. 0 disarms. */
-char *__real_strdup(const char *s);
-char *__wrap_strdup(const char *s);
-static unsigned fail_strdup_in;
-
-char *__wrap_strdup(const char *s) {
-        if (fail_strdup_in > 0 && --fail_strdup_in == 0) {
-                errno = ENOMEM;
-                return NULL;
-        }
-        return __real_strdup(s);
-}
+DEFINE_FAILING_ALLOCATOR(strdup, (const char *s), (s))
 
 /* Runs f into a memory stream and returns what it wrote. */
 #define CAPTURE(buf, stmt)                                              \

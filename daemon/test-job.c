@@ -12,21 +12,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "alloc-fail.h"
 #include "job.h"
 
-/* Linked with -Wl,--wrap=calloc: the calloc() calls counted down from fail_calloc_in fail, the
- * last with ENOMEM. 0 disarms. */
-void *__real_calloc(size_t n, size_t size);
-void *__wrap_calloc(size_t n, size_t size);
-static unsigned fail_calloc_in;
-
-void *__wrap_calloc(size_t n, size_t size) {
-        if (fail_calloc_in > 0 && --fail_calloc_in == 0) {
-                errno = ENOMEM;
-                return NULL;
-        }
-        return __real_calloc(n, size);
-}
+DEFINE_FAILING_ALLOCATOR(calloc, (size_t n, size_t size), (n, size))
 
 static unsigned n_finished;
 

@@ -7,21 +7,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "alloc-fail.h"
 #include "job.h"
 
-/* Linked with -Wl,--wrap=malloc: the malloc() calls counted down from fail_malloc_in fail, the
- * last with ENOMEM. 0 disarms. */
-void *__real_malloc(size_t size);
-void *__wrap_malloc(size_t size);
-static unsigned fail_malloc_in;
-
-void *__wrap_malloc(size_t size) {
-        if (fail_malloc_in > 0 && --fail_malloc_in == 0) {
-                errno = ENOMEM;
-                return NULL;
-        }
-        return __real_malloc(size);
-}
+DEFINE_FAILING_ALLOCATOR(malloc, (size_t size), (size))
 
 static TaskSpec *make(const char *const *pairs, size_t n) {
         TaskSpec *t = calloc(n, sizeof(TaskSpec));
