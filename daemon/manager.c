@@ -225,23 +225,40 @@ int manager_new(Manager **ret, sd_event *event, sd_bus *bus, bool system_bus, co
         return 0;
 }
 
+static BusJob *first_running_job(Manager *m) {
+        LIST_FOREACH(&m->jobs, it, tmp) {
+                BusJob *bj = container_of(it, BusJob, link);
+
+                if (!job_is_finished(bj->job))
+                        return bj;
+        }
+        return NULL;
+}
+
+/* Jobs still running here means the loop ended abnormally: stop their transfers first. Running
+ * the loop may free other (finished) jobs, through their expiry: no pointer into the job list is
+ * kept across it. A running job is never freed there. */
+static void cancel_running_jobs(Manager *m) {
+        BusJob *bj;
+
+        m->stopping = true;     /* and take no new ones meanwhile */
+        while ((bj = first_running_job(m))) {
+                job_cancel(bj->job);
+                while (!job_is_finished(bj->job))
+                        if (sd_event_run(m->event, UINT64_MAX) <= 0)
+                                return;
+        }
+}
+
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
 
+        cancel_running_jobs(m);
         /* Every job goes: no need to keep the index in order one removal at a time (quadratic). */
         m->n_by_id = 0;
-        /* Jobs still running here means the loop ended abnormally: stop their transfers first. */
-        LIST_FOREACH(&m->jobs, it, tmp) {
-                BusJob *bj = container_of(it, BusJob, link);
-
-                if (!job_is_finished(bj->job)) {
-                        job_cancel(bj->job);
-                        while (!job_is_finished(bj->job) && sd_event_run(m->event, UINT64_MAX) > 0)
-                                ;
-                }
-                bus_job_free(bj);
-        }
+        LIST_FOREACH(&m->jobs, it, tmp)
+                bus_job_free(container_of(it, BusJob, link));
         free(m->by_id);
         sd_event_source_disable_unref(m->idle_timer);
         sd_event_source_disable_unref(m->status_timer);
