@@ -206,6 +206,35 @@ static int name_unnamed(FileWriter *w) {
         return r;
 }
 
+/* Gives the complete named temporary file its final name, which must not exist. A hard link does
+ * that atomically; file systems without hard links (FAT and exFAT, which have no unnamed files
+ * either) say EPERM, and get a rename that refuses to replace a file (RENAME_NOREPLACE). Where even
+ * that is missing (a FUSE file system without rename2, as fusefat and exfat-fuse: EINVAL) the name
+ * is checked first: a file created under it in the instant between would be replaced. */
+static int move_named_into_place(FileWriter *w) {
+        struct stat st;
+
+        if (linkat(w->dirfd, w->tmpname, w->dirfd, w->filename, 0) >= 0) {
+                (void) unlinkat(w->dirfd, w->tmpname, 0);
+                return 0;
+        }
+        if (!IN_SET(errno, EPERM, EOPNOTSUPP, ENOSYS))
+                return negative_errno();
+
+        if (renameat2(w->dirfd, w->tmpname, w->dirfd, w->filename, RENAME_NOREPLACE) >= 0)
+                return 0;
+        if (!IN_SET(errno, EINVAL, EOPNOTSUPP, ENOSYS))
+                return negative_errno();
+
+        if (fstatat(w->dirfd, w->filename, &st, AT_SYMLINK_NOFOLLOW) >= 0)
+                return -EEXIST;
+        if (errno != ENOENT)
+                return negative_errno();
+        if (renameat(w->dirfd, w->tmpname, w->dirfd, w->filename) < 0)
+                return negative_errno();
+        return 0;
+}
+
 static int link_into_place(FileWriter *w) {
         int r;
 
@@ -230,9 +259,9 @@ static int link_into_place(FileWriter *w) {
                 if (renameat(w->dirfd, w->tmpname, w->dirfd, w->filename) < 0)
                         return negative_errno();
         } else {
-                if (linkat(w->dirfd, w->tmpname, w->dirfd, w->filename, 0) < 0)
-                        return negative_errno();
-                (void) unlinkat(w->dirfd, w->tmpname, 0);
+                r = move_named_into_place(w);
+                if (r < 0)
+                        return r;
         }
         w->tmpname = (free(w->tmpname), NULL);
         return 0;

@@ -12,6 +12,7 @@ packages=(
         systemd dbus dbus-bin libglib2.0-bin python3 python3-gi
         nginx-light curl util-linux iproute2 procps bash-completion locales
         valgrind gdb mandoc systemd-container debootstrap openssl ca-certificates
+        dosfstools fusefat
 )
 case "${1:-}" in
 --bench) packages+=(aria2 wget2 python3-aiohttp wrk hyperfine linux-perf time) ;;
