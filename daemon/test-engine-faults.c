@@ -197,6 +197,32 @@ static void test_limits(void **state) {
         run_cases(cases, ELEMENTSOF(cases), &o);
 }
 
+/* A body whose Content-Length is over max_bytes is refused at its first piece, not read up to the
+ * limit: here the limit would take 8 s to reach (100 bytes every 200 ms). */
+static void test_limit_by_content_length(void **state) {
+        const char *base = test_env("ASYNCD_TEST_FAULT_PLAIN_URL");
+        JobOptions o = JOB_OPTIONS_DEFAULT;
+        TaskSpec *tasks = calloc(1, sizeof(TaskSpec));
+        uint64_t usec;
+        TestRun t;
+        Job *j;
+
+        assert_true(asprintf(&tasks[0].url, "%s/trickle/200/piece/100/bytes/5000", base) > 0);
+        tasks[0].filename = strdup("announced.bin");
+        o.max_bytes = 4096;
+        test_run_init(&t, 0);
+        j = run_job_timed(&t, tasks, 1, &o, &usec);
+        printf("Content-Length 5000, limit 4096: %s \"%s\" after %.2f s\n", task_status_to_string(j->results[0].status),
+               j->results[0].error ?: "", (double) usec / USEC_PER_SEC);
+        assert_int_equal(j->results[0].status, TASK_ERROR);
+        assert_int_equal(j->results[0].http_code, 200);
+        assert_string_equal(j->results[0].error, "body larger than the limit of 4096 bytes");
+        assert_true(usec < 2 * USEC_PER_SEC);
+        assert_int_equal(test_count_files(&t, false), 0);
+        job_free(j);
+        test_run_done(&t);
+}
+
 /* A server that goes silent ends the task after the stall timeout (curl's speed is an average over
  * its last few seconds, hence the 4 s silence); one that keeps sending, however slowly, does not. */
 static void test_stall_timeout(void **state) {
@@ -841,6 +867,7 @@ int main(void) {
                 cmocka_unit_test(test_error_response_bodies),
                 cmocka_unit_test(test_reason_control_characters),
                 cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_limit_by_content_length),
                 cmocka_unit_test(test_stall_timeout),
                 cmocka_unit_test(test_big_file_content),
                 cmocka_unit_test(test_error_server),
