@@ -286,6 +286,9 @@ int manager_start(Manager *m) {
                 return log_error_errno(r, "Failed to add the bus filter: %m");
 
         r = sd_bus_request_name(m->bus, BUS_NAME, 0);
+        if (r == -EEXIST)
+                return log_error_errno(r, "Failed to acquire bus name %s: another process owns it (is asyncd already "
+                                       "running on this bus?)", BUS_NAME);
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire bus name %s: %m", BUS_NAME);
 

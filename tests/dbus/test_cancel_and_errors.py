@@ -9,6 +9,7 @@ object: announced with InterfacesAdded, removed with InterfacesRemoved, its id n
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import tempfile
@@ -38,6 +39,8 @@ def main():
     with session_daemon("--keep-finished=1") as (bus, daemon):
         objects_ids_and_expiry(bus)
     descriptor_limit()
+    soft_descriptor_limit_raised()
+    second_instance()
     idle_connections_closed()
     bus_lost()
     finish()
@@ -291,6 +294,62 @@ def descriptor_limit():
         # 8 fit in (100 - 64 - 4) / 4; fewer under valgrind, which keeps some descriptors for itself.
         limited = re.search(r"running at most (\d+) transfers, not 1000", daemon.read_log())
         check(limited and busiest <= int(limited.group(1)), "the log says why")
+        c.close()
+    finally:
+        rc = daemon.stop()
+        bus.stop()
+    check(rc == 0, f"exit status {rc}")
+
+
+def soft_descriptor_limit_raised():
+    """systemd gives services a soft RLIMIT_NOFILE of 1024 under a high hard one: the daemon raises the
+    soft one to the hard one. Left at 256 it would run at most 32 transfers ((256 - 64 - 64) / 4, and
+    say so in its log); raised to 8192 it runs all 1000. (valgrind shows its client a hard limit
+    equal to the soft one: under it only the job is checked.)"""
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    bus = Bus("session")
+    daemon = Daemon(bus, wrapper=("prlimit", "--nofile=256:8192", "--"))
+    try:
+        c = Client(bus.address)
+        c.subscribe()
+        out = tempfile.mkdtemp(prefix="asyncd-soft-nofile-")
+        _, path = c.submit([(f"{nginx}/flags/{cc}/{cc}.gif", "") for cc in flag_codes()[:20]], out)
+        check(c.pump(lambda: c.job_signals(path, "Finished"), 20) and
+              c.job_signals(path, "Finished") == [("done", 20, 0, 0, 0)], "soft RLIMIT_NOFILE 256, hard 8192: a job runs")
+        limited = [line for line in daemon.read_log().splitlines() if "RLIMIT_NOFILE" in line]
+        if "valgrind" in os.environ.get("ASYNCD_TEST_WRAPPER", ""):
+            print(f"     under valgrind: {limited}")
+        else:
+            check(limited == [], f"the soft limit was raised: no transfer limit from it {limited}")
+        c.close()
+    finally:
+        rc = daemon.stop()
+        bus.stop()
+    check(rc == 0, f"exit status {rc}")
+
+
+def second_instance():
+    """A second asyncd on a bus where one already serves: it says so and exits 1; the first one goes on."""
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    bus = Bus("session")
+    daemon = Daemon(bus)
+    try:
+        c = Client(bus.address)
+        c.subscribe()
+        first = c.daemon_pid()
+        out = tempfile.mkdtemp(prefix="asyncd-second-")
+        _, path = c.submit([(f"{env('ASYNCD_TEST_FAULT_DELAY_URL')}/flags/{cc}/{cc}.gif", "") for cc in ("br", "de")], out)
+        p = subprocess.run(shlex.split(os.environ.get("ASYNCD_TEST_WRAPPER", "")) +
+                           [env("ASYNCD_BIN"), f"--bus-address={bus.address}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+        check(p.returncode == 1 and "Failed to acquire bus name io.asyncd1: another process owns it" in p.stdout,
+              f"the second instance exits {p.returncode}: {p.stdout.strip().splitlines()[-1:] if p.stdout else ''}")
+        check(c.pump(lambda: c.job_signals(path, "Finished"), 20) and
+              c.job_signals(path, "Finished") == [("done", 2, 0, 0, 0)] and c.daemon_pid() == first,
+              "the first instance keeps the name and finishes its job")
+        _, path = c.submit([(f"{nginx}/flags/fr/fr.gif", "")], out)
+        check(c.pump(lambda: c.job_signals(path, "Finished"), 20) and sorted(os.listdir(out)) == ["br.gif", "de.gif", "fr.gif"],
+              "and takes new jobs")
         c.close()
     finally:
         rc = daemon.stop()
