@@ -820,11 +820,67 @@ def test_option_errors():
                       (["status", "-o"], "option '-o' needs a value"),
                       (["status", "-o", "/nonexistent"], "option -o/--output-dir is only for submit, not for status"),
                       (["cancel", "--no-wait", "1"], "option --no-wait is only for submit, not for cancel"),
-                      (["results", "-v", "1"], "only for submit and watch, not for results")]:
+                      (["results", "-v", "1"], "only for submit and watch, not for results"),
+                      (["submit", ""], "URL argument 1 is empty"),
+                      (["submit", "-i", "/dev/null"], "no URLs to download (give them as arguments or with -i FILE)"),
+                      (["--json=bogus", "status"], 'invalid --json= mode "bogus" (expected short, pretty or off)'),
+                      (["--bus-address=", "status"], "--bus-address= needs an address"),
+                      (["submit", "--timeout=abc", flag_url("br")], "invalid time span for --timeout: abc"),
+                      (["submit", "--max-bytes=1Q", flag_url("br")], "invalid size for --max-bytes: 1Q"),
+                      (["--no", "status"], "option '--no' is ambiguous (see --help)"),
+                      (["watch", "1", "2"], "too many arguments for watch (usage: asyncctl watch ID)"),
+                      (["frobnicate"], 'unknown command "frobnicate" (see --help)')]:
         p = run(*args)
         expect(p, 1, " ".join(args))
         one_error_line(p, msg)
         check(all(c >= " " for c in p.stderr.rstrip("\n")), f"no control characters: {p.stderr!r}")
+
+
+def test_missing_jobs_and_no_daemon():
+    """A job id the daemon does not know, and a bus where no asyncd is (not installed, not
+    running): every command says so in one line and exits 1; submit creates nothing."""
+    for verb, what in (("status", "show"), ("results", "find"), ("watch", "find"), ("cancel", "cancel")):
+        p = run(verb, "999999")
+        expect(p, 1, f"{verb} of a job that does not exist")
+        one_error_line(p, f"cannot {what} job 999999: no job with id 999999")
+
+    conf_dir = tmpdir()
+    with open(os.path.join(conf_dir, "bus.conf"), "w") as f:
+        f.write(f"""<busconfig><type>session</type><auth>EXTERNAL</auth><listen>unix:dir={conf_dir}</listen>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
+<allow own="*"/></policy></busconfig>""")
+    bus = subprocess.Popen(["dbus-daemon", f"--config-file={conf_dir}/bus.conf", "--nofork", "--nopidfile",
+                            "--print-address=1"], stdout=subprocess.PIPE, text=True)
+    try:
+        address = bus.stdout.readline().strip()
+        d = tmpdir()
+        for args, what in ((["submit", "-o", d, flag_url("br")], "cannot submit the job: "),
+                           (["submit", "--no-wait", "-o", d, flag_url("br")], "cannot submit the job: "),
+                           (["status"], "cannot list the jobs: "),
+                           (["results", "1"], "cannot find job 1: "),
+                           (["watch", "1"], "cannot find job 1: "),
+                           (["cancel", "1"], "cannot cancel job 1: ")):
+            argv = [ASYNCCTL, f"--bus-address={address}", *args]
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            TRANSCRIPT.append((argv, p.returncode, p.stdout, p.stderr))
+            expect(p, 1, f"{args[0]} with no asyncd on the bus")
+            one_error_line(p, what, "io.asyncd1")
+            check(p.stdout == "", f"{args[0]}: nothing on stdout: {p.stdout!r}")
+        check(files_in(d) == [], "nothing created")
+    finally:
+        bus.terminate()
+        bus.wait()
+
+
+def test_no_wait_json():
+    """submit --no-wait --json: the job's id and object path, and the job runs."""
+    d = tmpdir()
+    p = run("--json=short", "submit", "--no-wait", "-o", d, flag_url("br"))
+    expect(p, 0, "submit --no-wait --json=short")
+    job = json.loads(p.stdout)
+    check(set(job) == {"id", "path"} and job["path"] == f"/io/asyncd1/job/{job['id']}", f"json: {p.stdout!r}")
+    wait_for(lambda: job_json(job["id"])["state"] == "done", what="job done")
+    check_files(d, ["br"])
 
 
 def test_concurrency_and_id_ranges():
@@ -1063,6 +1119,8 @@ CASES = [
     test_bad_input_is_named,
     test_option_errors,
     test_concurrency_and_id_ranges,
+    test_missing_jobs_and_no_daemon,
+    test_no_wait_json,
     test_closed_stdout_cancels,
     test_write_errors_fail,
     test_cancel_finished_job,
