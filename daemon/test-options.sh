@@ -45,6 +45,25 @@ else
         echo "FAIL: RLIMIT_NOFILE 100: \"$out\""
         failed=1
 fi
+refuse extra 'Unexpected argument "extra"'
+refuse --frobnicate 'unrecognized option'
+
+# --help: exit 0, and every option the man page documents is listed (by its long name).
+man=$(dirname "$0")/../man/asyncd.8
+if help=$("$asyncd" --help) && printf '%s\n' "$help" | head -1 | grep -q '^Usage: asyncd '; then
+        for o in $(sed -n 's/^\.BI\{0,1\} \\-\\-\([a-z\\-]*\).*/\1/p' "$man" | sed 's/\\-/-/g' | sort -u); do
+                if printf '%s\n' "$help" | grep -q -- "--$o\b"; then
+                        echo "ok: --help lists --$o"
+                else
+                        echo "FAIL: --help does not list --$o (asyncd.8 does)"
+                        failed=1
+                fi
+        done
+else
+        echo "FAIL: --help: exit $?, \"$(printf '%s' "$help" | head -1)\""
+        failed=1
+fi
+
 accept --disk-backlog=64K
 accept --disk-backlog=1.5M --disk-threads=1 --max-transfers=10
 accept --disk-backlog=1GiB
