@@ -7,7 +7,7 @@ which all appear in ListJobs and GetManagedObjects, is bounded too."""
 import os
 import tempfile
 
-from gi.repository import GLib
+from gi.repository import Gio, GLib
 
 from asyncd_test import (JOB, MANAGER, MANAGER_PATH, NAME, Bus, Client, Daemon, check, dbus_error, env, finish,
                          session_daemon)
@@ -19,6 +19,7 @@ OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 def main():
     with session_daemon() as (bus, daemon):
         job_names(bus)
+        results_page_budget(bus)
     finished_jobs_capped()
     first_finished_goes_after_clock_step()
     finish()
@@ -55,6 +56,44 @@ def job_names(bus):
     err2, _ = dbus_error(lambda: managed_objects(c))
     check(err is None and err2 is None and c.name_has_owner(NAME),
           f"ListJobs and GetManagedObjects answer, asyncd stays on the bus ({err}, {err2})")
+    c.close()
+
+
+def results_page_budget(bus):
+    """A GetResults page ends at 8 MiB, whatever max asks for: a reply over the bus's limit would
+    cost the daemon its connection. 27,000 results whose errors each name a 255-byte file ("NAME
+    already exists") take about 8.6 MiB: GetResults(0, 65536) returns part of them in a reply of at
+    most 8 MiB and the cursor to go on from; the next page has the rest; each result comes once."""
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    n = 27000
+    out = tempfile.mkdtemp(prefix="asyncd-results-page-")
+    names = [f"{i:06d}" + "x" * 249 for i in range(n)]
+    for name in names:
+        open(os.path.join(out, name), "w").close()
+    c = Client(bus.address)
+    c.subscribe()
+    job_id, path = c.submit([(f"{nginx}/flags/br/br.gif", name) for name in names], out,
+                            {"concurrency": GLib.Variant("u", 100)})
+    check(c.pump(lambda: c.job_signals(path, "Finished"), 120) and
+          c.job_signals(path, "Finished")[0][:4] == ("done", 0, 0, n), f"job {job_id}: {n} tasks, each an error")
+
+    def page(cursor):
+        msg = Gio.DBusMessage.new_method_call(NAME, path, JOB, "GetResults")
+        msg.set_body(GLib.Variant("(uu)", (cursor, 65536)))
+        reply = c.conn.send_message_with_reply_sync(msg, Gio.DBusSendMessageFlags.NONE, 60000, None)[0]
+        reply.to_gerror()
+        return len(reply.to_blob(Gio.DBusCapabilityFlags.NONE)), *reply.get_body().unpack()
+
+    size, first, cursor = page(0)
+    check(0 < len(first) < n and cursor == len(first) and size <= 8 * 1024 * 1024,
+          f"the first page: {len(first)} results in {size} bytes, cursor {cursor}")
+    size2, rest, cursor2 = page(cursor)
+    check(cursor2 == n and [r[0] for r in first + rest] == list(range(n)) and size2 <= 8 * 1024 * 1024,
+          f"the second page: {len(rest)} more, cursor {cursor2}")
+    check(all(r[2:6] == ("error", 200, 0, "") and r[6] == f"{names[r[1]]} already exists" for r in first + rest),
+          "each result says its file already exists")
+    check(sorted(os.listdir(out)) == names and all(os.path.getsize(os.path.join(out, name)) == 0 for name in names[:100]),
+          "the existing files are untouched, nothing else there")
     c.close()
 
 
