@@ -498,7 +498,3 @@ void curl_glue_put_easy(CurlGlue *g, CURL *easy) {
 void curl_glue_set_batch_callback(CurlGlue *g, curl_glue_batch_t on_batch) {
         g->on_batch = on_batch;
 }
-
-CURLM *curl_glue_multi(CurlGlue *g) {
-        return g->multi;
-}

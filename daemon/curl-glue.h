@@ -33,8 +33,6 @@ void curl_glue_remove(CurlGlue *g, CURL *easy);
 CURL *curl_glue_get_easy(CurlGlue *g);
 void curl_glue_put_easy(CurlGlue *g, CURL *easy);
 
-CURLM *curl_glue_multi(CurlGlue *g);
-
 static inline void curl_glue_freep(CurlGlue **g) {
         curl_glue_free(*g);
 }
