@@ -241,6 +241,10 @@ static int open_bus(sd_bus **ret) {
                         return log_error_errno(r, "Failed to connect to the bus at \"%s\": %m%s", arg_address,
                                                strchr(arg_address, ':') ? "" :
                                                " (an address looks like unix:path=/run/dbus/system_bus_socket)");
+                /* sd-bus's way of saying there is no session bus to look for (as asyncctl says it). */
+                if (r == -ENOMEDIUM && arg_bus == BUS_USER)
+                        return log_error_errno(r, "Failed to connect to the session bus: neither "
+                                               "$DBUS_SESSION_BUS_ADDRESS nor $XDG_RUNTIME_DIR is set.");
                 return log_error_errno(r, "Failed to connect to the %s bus: %m",
                                        arg_bus == BUS_SYSTEM ? "system" : "session");
         }

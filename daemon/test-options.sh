@@ -45,6 +45,26 @@ else
         echo "FAIL: RLIMIT_NOFILE 100: \"$out\""
         failed=1
 fi
+# No bus to be had: said before anything else happens.
+refuse_env() {  # what, text the message must contain, env arguments and asyncd's...
+        what=$1 text=$2
+        shift 2
+        out=$(env "$@" 2>&1 >/dev/null)
+        rc=$?
+        if [ "$rc" -eq 1 ] && printf '%s' "$out" | grep -qF -- "$text"; then
+                echo "ok: $what refused: $out"
+        else
+                echo "FAIL: $what: exit $rc, \"$out\" does not say \"$text\""
+                failed=1
+        fi
+}
+refuse_env "--user, no session bus" 'Failed to connect to the session bus: neither $DBUS_SESSION_BUS_ADDRESS nor $XDG_RUNTIME_DIR is set' \
+        -u DBUS_SESSION_BUS_ADDRESS -u XDG_RUNTIME_DIR -u DBUS_STARTER_BUS_TYPE "$asyncd" --user
+refuse_env "--user, no socket" 'Failed to connect to the session bus: No such file or directory' \
+        -u DBUS_SESSION_BUS_ADDRESS -u DBUS_STARTER_BUS_TYPE XDG_RUNTIME_DIR=/nonexistent "$asyncd" --user
+refuse_env "--system, no socket" 'Failed to connect to the system bus: No such file or directory' \
+        -u DBUS_STARTER_BUS_TYPE DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/socket "$asyncd" --system
+
 refuse extra 'Unexpected argument "extra"'
 refuse --frobnicate 'unrecognized option'
 
