@@ -13,6 +13,7 @@ Each case names what it checks; a failing case prints the command lines, outputs
 daemon's log. Run a subset with: test-asyncctl.py NAME...
 """
 
+import contextlib
 import json
 import os
 import pty
@@ -836,14 +837,9 @@ def test_option_errors():
         check(all(c >= " " for c in p.stderr.rstrip("\n")), f"no control characters: {p.stderr!r}")
 
 
-def test_missing_jobs_and_no_daemon():
-    """A job id the daemon does not know, and a bus where no asyncd is (not installed, not
-    running): every command says so in one line and exits 1; submit creates nothing."""
-    for verb, what in (("status", "show"), ("results", "find"), ("watch", "find"), ("cancel", "cancel")):
-        p = run(verb, "999999")
-        expect(p, 1, f"{verb} of a job that does not exist")
-        one_error_line(p, f"cannot {what} job 999999: no job with id 999999")
-
+@contextlib.contextmanager
+def private_bus():
+    """A bus of its own, on which no asyncd runs or can be activated: (address, dbus-daemon)."""
     conf_dir = tmpdir()
     with open(os.path.join(conf_dir, "bus.conf"), "w") as f:
         f.write(f"""<busconfig><type>session</type><auth>EXTERNAL</auth><listen>unix:dir={conf_dir}</listen>
@@ -852,7 +848,22 @@ def test_missing_jobs_and_no_daemon():
     bus = subprocess.Popen(["dbus-daemon", f"--config-file={conf_dir}/bus.conf", "--nofork", "--nopidfile",
                             "--print-address=1"], stdout=subprocess.PIPE, text=True)
     try:
-        address = bus.stdout.readline().strip()
+        yield bus.stdout.readline().strip(), bus
+    finally:
+        if bus.poll() is None:
+            bus.terminate()
+        bus.wait()
+
+
+def test_missing_jobs_and_no_daemon():
+    """A job id the daemon does not know, and a bus where no asyncd is (not installed, not
+    running): every command says so in one line and exits 1; submit creates nothing."""
+    for verb, what in (("status", "show"), ("results", "find"), ("watch", "find"), ("cancel", "cancel")):
+        p = run(verb, "999999")
+        expect(p, 1, f"{verb} of a job that does not exist")
+        one_error_line(p, f"cannot {what} job 999999: no job with id 999999")
+
+    with private_bus() as (address, _):
         d = tmpdir()
         for args, what in ((["submit", "-o", d, flag_url("br")], "cannot submit the job: "),
                            (["submit", "--no-wait", "-o", d, flag_url("br")], "cannot submit the job: "),
@@ -867,9 +878,41 @@ def test_missing_jobs_and_no_daemon():
             one_error_line(p, what, "io.asyncd1")
             check(p.stdout == "", f"{args[0]}: nothing on stdout: {p.stdout!r}")
         check(files_in(d) == [], "nothing created")
-    finally:
-        bus.terminate()
-        bus.wait()
+
+
+def test_bus_lost_while_waiting():
+    """The bus goes away (dbus-daemon killed) while submit and watch wait for a job: each says it
+    lost the connection, naming the job, and exits 1 instead of waiting for ever."""
+    with private_bus() as (address, bus):
+        log = open(os.path.join(tmpdir(), "asyncd.log"), "w")
+        daemon = subprocess.Popen([ASYNCD, f"--bus-address={address}"], stdout=log, stderr=log)
+        try:
+            wait_for(lambda: subprocess.run([ASYNCCTL, f"--bus-address={address}", "status"],
+                                            capture_output=True).returncode == 0, what="asyncd on the private bus")
+            slow = flag_url("br", SLOW, "/delay/20000")
+            p = subprocess.run([ASYNCCTL, f"--bus-address={address}", "submit", "--no-wait", "-o", tmpdir(), slow],
+                               capture_output=True, text=True, timeout=60)
+            job_id = job_id_of(p)
+            procs = [subprocess.Popen([ASYNCCTL, f"--bus-address={address}", *args], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+                     for args in (["submit", "-o", tmpdir(), slow], ["watch", str(job_id)])]
+            wait_for(lambda: subprocess.run([ASYNCCTL, f"--bus-address={address}", "status", str(job_id + 1)],
+                                            capture_output=True).returncode == 0, what="the second job")
+            time.sleep(0.5)
+            bus.kill()          # no NameOwnerChanged first: the connections just end
+            bus.wait()
+            for proc, verb, job in zip(procs, ("submit", "watch"), (job_id + 1, job_id)):
+                out, err = proc.communicate(timeout=30)
+                TRANSCRIPT.append((verb, proc.returncode, out, err))
+                check(proc.returncode == 1, f"{verb}: exit {proc.returncode} when the bus went away")
+                check(f"asyncctl: lost the connection to the bus while waiting for job {job}" in err,
+                      f"{verb} says so: {err!r}")
+            check(daemon.wait(timeout=30) == 1, f"asyncd exits 1 when the bus goes away ({daemon.returncode})")
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+            log.close()
 
 
 def test_no_wait_json():
@@ -881,6 +924,17 @@ def test_no_wait_json():
     check(set(job) == {"id", "path"} and job["path"] == f"/io/asyncd1/job/{job['id']}", f"json: {p.stdout!r}")
     wait_for(lambda: job_json(job["id"])["state"] == "done", what="job done")
     check_files(d, ["br"])
+
+
+def test_results_before_any_result():
+    """results of a job that has none yet says so (nothing with --no-legend) and succeeds."""
+    job_id = job_id_of(run("submit", "--no-wait", "-o", tmpdir(), flag_url("br", SLOW, "/delay/3000")))
+    p = run("results", str(job_id))
+    expect(p, 0, "results of a job without results")
+    check(p.stdout == "No results yet.\n" and p.stderr == "", f"says so: {p.stdout!r} {p.stderr!r}")
+    p = run("--no-legend", "results", str(job_id))
+    check(p.returncode == 0 and p.stdout == "", f"--no-legend: nothing: {p.stdout!r}")
+    expect(run("-q", "cancel", str(job_id)), 0, "cancel")
 
 
 def test_concurrency_and_id_ranges():
@@ -1120,7 +1174,9 @@ CASES = [
     test_option_errors,
     test_concurrency_and_id_ranges,
     test_missing_jobs_and_no_daemon,
+    test_bus_lost_while_waiting,
     test_no_wait_json,
+    test_results_before_any_result,
     test_closed_stdout_cancels,
     test_write_errors_fail,
     test_cancel_finished_job,
