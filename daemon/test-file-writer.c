@@ -41,6 +41,8 @@ static bool fail_file_fsync;            /* fsync() of a regular file: EIO */
 static bool fail_directory_fsync;       /* fsync() of a directory: EIO */
 static bool fail_named_temp_close;      /* close() of a .#asyncd.* file: EIO, as NFS reports late write errors */
 static bool refuse_tmpfile;             /* openat(O_TMPFILE): EOPNOTSUPP, as on a file system without it */
+static bool refuse_hard_links;          /* linkat(): EPERM, as on vfat and exfat (whose rename has RENAME_NOREPLACE) */
+static unsigned noreplace_renames;      /* renameat2(RENAME_NOREPLACE) calls made */
 
 int __real_fsync(int fd);
 int __wrap_fsync(int fd);
@@ -88,6 +90,27 @@ int __wrap_openat64(int dirfd, const char *path, int flags, ...) {
         return __real_openat64(dirfd, path, flags, mode);
 }
 
+int __real_linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags);
+int __wrap_linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags);
+int __wrap_linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags) {
+        struct stat st;
+
+        /* The kernel checks that the new name is free before it asks the file system. */
+        if (refuse_hard_links && fstatat(newdirfd, newpath, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                errno = EPERM;
+                return -1;
+        }
+        return __real_linkat(olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+int __real_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned flags);
+int __wrap_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned flags);
+int __wrap_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned flags) {
+        if (flags & RENAME_NOREPLACE)
+                noreplace_renames++;
+        return __real_renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
 static void on_drained(FileWriter *w, void *userdata) {
         Fixture *f = userdata;
 
@@ -125,7 +148,8 @@ static int teardown(void **state) {
         Fixture *f = *state;
         char cmd[128];
 
-        fail_file_fsync = fail_directory_fsync = fail_named_temp_close = refuse_tmpfile = false;
+        fail_file_fsync = fail_directory_fsync = fail_named_temp_close = refuse_tmpfile = refuse_hard_links = false;
+        noreplace_renames = 0;
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &f->saved_fsize), 0);
         assert_ptr_not_equal(signal(SIGXFSZ, SIG_DFL), SIG_ERR);
         disk_pool_free(f->pool);
@@ -382,6 +406,24 @@ static void test_named_temp_close_failure(void **state) {
         assert_string_equal(listing(f), "d.bin");
 }
 
+/* No unnamed files and no hard links (vfat, exfat): the named temporary file is renamed into place,
+ * never over an existing file. (dbus-filesystems does this on FAT through FUSE, where the rename
+ * cannot refuse to replace and the name is checked instead; here it is the kernel's way.) */
+static void test_no_hard_links(void **state) {
+        Fixture *f = *state;
+
+        refuse_tmpfile = refuse_hard_links = true;
+        save_file(f, "a.bin", 0, 3000);
+        save_file(f, "b.bin", FILE_WRITER_FSYNC, 300000);
+        assert_int_equal(noreplace_renames, 2);
+        assert_string_equal(listing(f), "a.bin/b.bin");
+
+        expect_commit_failure(f, "a.bin", 0, 10, "a.bin already exists");
+        check_file(f, "a.bin", 3000);
+        save_file(f, "a.bin", FILE_WRITER_OVERWRITE, 20);
+        assert_string_equal(listing(f), "a.bin/b.bin");
+}
+
 /* A file name of 255 bytes fits in the message whole. */
 static void test_long_name_in_message(void **state) {
         Fixture *f = *state;
@@ -410,6 +452,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_fsync_failures, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_overwrite_unnamed_until_complete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_named_temp_close_failure, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_hard_links, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_long_name_in_message, setup, teardown),
         };
 
