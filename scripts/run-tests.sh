@@ -98,7 +98,7 @@ servers=(--nginx "$fixtures" --fault "PLAIN:$fixtures" --fault "DELAY:$fixtures 
 # valgrind: the daemon itself during the D-Bus tests (any error or leak makes it exit 99).
 valgrind="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
 step "valgrind asyncd (D-Bus tests)" env ASYNCD_TEST_WRAPPER="$valgrind" meson test -C build --timeout-multiplier 3 \
-        dbus-flags-gdbus dbus-cancel-and-errors dbus-system-bus-policy dbus-disk-full
+        dbus-flags-gdbus dbus-cancel-and-errors dbus-system-bus-policy dbus-disk-full dbus-filesystems
 # valgrind: the daemon through a shorter endurance run (60 rounds, about 800 jobs, ~45 s): leaks and memory errors
 # that only show after many jobs. The plain and ASan runs above ran it at full scale.
 step "valgrind asyncd (soak)" env ASYNCD_TEST_WRAPPER="$valgrind" ASYNCD_SOAK_ROUNDS=60 meson test -C build \
