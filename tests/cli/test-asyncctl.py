@@ -863,6 +863,15 @@ def test_missing_jobs_and_no_daemon():
         expect(p, 1, f"{verb} of a job that does not exist")
         one_error_line(p, f"cannot {what} job 999999: no job with id 999999")
 
+    # No session bus to talk to at all, or none where the environment says.
+    env = {k: v for k, v in os.environ.items() if k not in ("DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR")}
+    p = run("status", env=env)
+    expect(p, 1, "--user without a session bus")
+    one_error_line(p, "cannot connect to the user bus: neither $DBUS_SESSION_BUS_ADDRESS nor $XDG_RUNTIME_DIR is set")
+    p = run("status", env=dict(env, XDG_RUNTIME_DIR=os.path.join(tmpdir(), "nonexistent")))
+    expect(p, 1, "--user with no bus socket")
+    one_error_line(p, "cannot connect to the user bus: No such file or directory")
+
     with private_bus() as (address, _):
         d = tmpdir()
         for args, what in ((["submit", "-o", d, flag_url("br")], "cannot submit the job: "),
@@ -916,7 +925,8 @@ def test_bus_lost_while_waiting():
 
 
 def test_no_wait_json():
-    """submit --no-wait --json: the job's id and object path, and the job runs."""
+    """submit --no-wait --json: the job's id and object path, and the job runs; -j is --json=short
+    when stdout is not a terminal; status of two jobs shows both, a blank line between."""
     d = tmpdir()
     p = run("--json=short", "submit", "--no-wait", "-o", d, flag_url("br"))
     expect(p, 0, "submit --no-wait --json=short")
@@ -924,6 +934,15 @@ def test_no_wait_json():
     check(set(job) == {"id", "path"} and job["path"] == f"/io/asyncd1/job/{job['id']}", f"json: {p.stdout!r}")
     wait_for(lambda: job_json(job["id"])["state"] == "done", what="job done")
     check_files(d, ["br"])
+    p = run("-j", "submit", "--no-wait", "-o", tmpdir(), flag_url("de"))
+    expect(p, 0, "-j submit --no-wait")
+    second = json.loads(p.stdout)
+    check(p.stdout == json.dumps(second, separators=(",", ":")) + "\n", f"-j into a pipe is short JSON: {p.stdout!r}")
+    wait_for(lambda: job_json(second["id"])["state"] == "done", what="job done")
+    p = run("status", str(job["id"]), str(second["id"]))
+    expect(p, 0, "status of two jobs")
+    check(p.stdout.startswith(f"Job {job['id']}\n") and f"\n\nJob {second['id']}\n" in p.stdout,
+          f"both jobs, a blank line between: {p.stdout!r}")
 
 
 def test_results_before_any_result():
@@ -1060,6 +1079,7 @@ def test_help_and_man_agree():
     --max-bytes, what --no-legend leaves out, and what the progress bar shows are documented."""
     p = run("--help")
     expect(p, 0, "--help")
+    check(run("help").stdout == p.stdout, "the help command prints the same as --help")
     man = man_text()
     opts = set()
     for line in p.stdout.splitlines():
