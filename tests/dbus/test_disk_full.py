@@ -2,14 +2,16 @@
 """A file system that fills up mid-job (a 128 KiB tmpfs): the tasks that do not fit fail with the
 system's reason and the file name, every file that is there is whole, no space stays held by an
 unfinished file, a file that would have been overwritten keeps its old content when its new one
-does not fit (with and without fsync), and once there is space again the same daemon saves
-everything."""
+does not fit (with and without fsync), a large body is abandoned at its first failed write, and
+once there is space again the same daemon saves everything."""
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
 from gi.repository import GLib
 
@@ -82,6 +84,27 @@ def fill_up(c, mnt, codes):
           "exactly the saved files are there, each byte-identical to the source")
     check_held_space(c, mnt, "full")
     return ok
+
+
+def large_file_when_full(c, mnt):
+    """A body far larger than the space left: the task fails at its first write to the disk, the
+    daemon stops the transfer there instead of receiving the rest for nothing, and the space the
+    partial file took is given back."""
+    size = 64 * 1024 * 1024
+    target = f"/bytes/{size}?full={os.getpid()}-{time.monotonic_ns()}"
+    before = contents(mnt)
+    results, finished = run_job(c, [(env("ASYNCD_TEST_FAULT_PLAIN_URL") + target, "big.bin")], mnt, {})
+    check(finished[:4] == ("done", 0, 0, 1) and results[0][2:6] == ("error", 200, 0, "") and
+          results[0][6] == f"cannot write big.bin: {ENOSPC}", f"a 64 MiB body on a full disk: {results[0][6]!r}")
+    deadline, rec = time.monotonic() + 10, []
+    while not rec and time.monotonic() < deadline:
+        with open(env("ASYNCD_TEST_FAULT_PLAIN_LOG")) as f:
+            rec = [r for r in map(json.loads, f) if r["path"] == target]
+        time.sleep(0.05)
+    check(len(rec) == 1 and rec[0]["aborted"] and rec[0]["bytes"] < size // 4,
+          f"the transfer stopped at the write error ({rec[0]['bytes'] if rec else '?'} of {size} bytes sent)")
+    check(contents(mnt) == before, "the files there are as they were")
+    check_held_space(c, mnt, "after the large body")
 
 
 def leave_free(mnt, free):
@@ -159,6 +182,7 @@ def main():
         c = Client(bus.address)
         c.subscribe()
         fill_up(c, mnt, codes)
+        large_file_when_full(c, mnt)
         overwrite_when_full(c, mnt, codes, fsync=False)
         overwrite_when_full(c, mnt, codes, fsync=True)
         space_again(c, mnt, codes)
