@@ -143,11 +143,15 @@ const char *task_invalid_reason(const Task *t) {
         return NULL;
 }
 
-void task_list_origin(const TaskList *l, size_t i, char *buf, size_t size) {
+char *task_list_origin(const TaskList *l, size_t i) {
+        char *s;
+        int r;
+
         if (i < l->n && l->lines && l->lines[i] > 0)
-                (void) snprintf(buf, size, "%s:%u", l->input_name ?: "input", (unsigned) l->lines[i]);
+                r = asprintf(&s, "%s:%u", l->input_name ?: "input", (unsigned) l->lines[i]);
         else
-                (void) snprintf(buf, size, "URL argument %zu", i + 1);
+                r = asprintf(&s, "URL argument %zu", i + 1);
+        return r < 0 ? NULL : s;
 }
 
 /* "task N" at s with N a task of l: its index and the end of the number. */
@@ -167,14 +171,16 @@ static bool parse_task_ref(const TaskList *l, const char *s, size_t *ret_index, 
 }
 
 char *task_list_map_message(const TaskList *l, const char *message) {
-        char head[64] = "", tail[64] = "";
+        _cleanup_free_ char *head = NULL, *tail = NULL;
         const char *body = message, *body_end, *end, *p;
         size_t i;
         char *s;
 
         /* "task N: reason": the task the daemon refused. */
         if (parse_task_ref(l, message, &i, &end) && *end == ':') {
-                task_list_origin(l, i, head, sizeof(head));
+                head = task_list_origin(l, i);
+                if (!head)
+                        return NULL;
                 body = end;
         }
 
@@ -183,12 +189,14 @@ char *task_list_map_message(const TaskList *l, const char *message) {
         body_end = body + strlen(body);
         for (p = strstr(body, " by task "); p; p = strstr(p + 1, " by task "))
                 if (parse_task_ref(l, p + 4, &i, &end) && *end == 0) {
-                        task_list_origin(l, i, tail, sizeof(tail));
+                        tail = task_list_origin(l, i);
+                        if (!tail)
+                                return NULL;
                         body_end = p + 4;
                         break;
                 }
 
-        if (asprintf(&s, "%s%.*s%s", head, (int) (body_end - body), body, tail) < 0)
+        if (asprintf(&s, "%s%.*s%s", head ?: "", (int) (body_end - body), body, tail ?: "") < 0)
                 return NULL;
         return s;
 }

@@ -40,8 +40,9 @@ int task_list_read(TaskList *l, FILE *f, unsigned *ret_line);
  * rest (URL syntax, scheme, derived names, duplicates). */
 const char *task_invalid_reason(const Task *t);
 
-/* Where task i came from, for messages: "f.txt:6" (input_name:line) or "URL argument 2". */
-void task_list_origin(const TaskList *l, size_t i, char *buf, size_t size);
+/* Where task i came from, for messages: "f.txt:6" (input_name:line) or "URL argument 2". Allocated
+ * (an input path has no useful bound); NULL when out of memory. */
+char *task_list_origin(const TaskList *l, size_t i);
 
 /* The daemon's InvalidArgs messages name tasks by their index in the job ("task 2: invalid URL
  * ...", "... is already used by task 0"). Returns a copy of message with those indices replaced by

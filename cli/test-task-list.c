@@ -86,6 +86,13 @@ static void check_map(const TaskList *l, const char *message, const char *expect
         assert_string_equal(s, expected);
 }
 
+static void check_origin(const TaskList *l, size_t i, const char *expected) {
+        _cleanup_free_ char *s = task_list_origin(l, i);
+
+        assert_non_null(s);
+        assert_string_equal(s, expected);
+}
+
 static void test_origin(void **state) {
         static const char input[] =
                 "# flags\n"
@@ -94,7 +101,6 @@ static void test_origin(void **state) {
                 "http://h/b.gif  my b.gif\n";
         _cleanup_(task_list_done) TaskList l = { .input_name = "f.txt" };
         unsigned line = 0;
-        char buf[64];
         FILE *f;
 
         assert_int_equal(task_list_add(&l, "http://h/x.gif", NULL), 0);
@@ -105,12 +111,9 @@ static void test_origin(void **state) {
         fclose(f);
         assert_int_equal(l.n, 4);
 
-        task_list_origin(&l, 1, buf, sizeof(buf));
-        assert_string_equal(buf, "URL argument 2");
-        task_list_origin(&l, 2, buf, sizeof(buf));
-        assert_string_equal(buf, "f.txt:3");
-        task_list_origin(&l, 3, buf, sizeof(buf));
-        assert_string_equal(buf, "f.txt:4");
+        check_origin(&l, 1, "URL argument 2");
+        check_origin(&l, 2, "f.txt:3");
+        check_origin(&l, 3, "f.txt:4");
 
         check_map(&l, "task 2: invalid URL \"x\"", "f.txt:3: invalid URL \"x\"");
         check_map(&l, "task 0: unsupported URL scheme \"file\"", "URL argument 1: unsupported URL scheme \"file\"");
@@ -121,6 +124,24 @@ static void test_origin(void **state) {
         check_map(&l, "task 99999999999999999999999: nope", "task 99999999999999999999999: nope");
         check_map(&l, "flags: unknown bits 0x2", "flags: unknown bits 0x2");
         check_map(&l, "task 1: file name \"by task 0.gif\" is bad", "URL argument 2: file name \"by task 0.gif\" is bad");
+}
+
+/* An input file's path is named whole, however long (a fixed buffer cut it at 63 bytes). */
+static void test_origin_long_path(void **state) {
+        char name[3000];
+        _cleanup_free_ char *expected = NULL;
+        _cleanup_(task_list_done) TaskList l = { .input_name = name };
+        unsigned line = 0;
+        FILE *f;
+
+        memset(name, 'd', sizeof(name) - 1);
+        name[sizeof(name) - 1] = 0;
+        f = fmemopen((void *) "http://h/a.gif\n", strlen("http://h/a.gif\n"), "r");
+        assert_non_null(f);
+        assert_int_equal(task_list_read(&l, f, &line), 0);
+        fclose(f);
+        assert_true(asprintf(&expected, "%s:1: invalid URL \"x\"", name) > 0);
+        check_map(&l, "task 0: invalid URL \"x\"", expected);
 }
 
 static void test_invalid_reason(void **state) {
@@ -159,6 +180,7 @@ int main(void) {
                 cmocka_unit_test(test_many),
                 cmocka_unit_test(test_display_name),
                 cmocka_unit_test(test_origin),
+                cmocka_unit_test(test_origin_long_path),
                 cmocka_unit_test(test_invalid_reason),
         };
 

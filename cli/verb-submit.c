@@ -253,10 +253,12 @@ static int read_tasks(int argc, char **argv, TaskList *tasks) {
 
         for (size_t i = 0; i < tasks->n; i++) {
                 const char *reason = task_invalid_reason(tasks->tasks + i);
-                char origin[PATH_MAX + 16];
+                _cleanup_free_ char *origin = NULL;
 
                 if (reason) {
-                        task_list_origin(tasks, i, origin, sizeof(origin));
+                        origin = task_list_origin(tasks, i);
+                        if (!origin)
+                                return log_oom();
                         return log_error_errno(EINVAL, "%s: %s", origin, reason);
                 }
         }

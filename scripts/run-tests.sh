@@ -96,7 +96,7 @@ fixtures=$top/tests/fixtures
 servers=(--nginx "$fixtures" --fault "PLAIN:$fixtures" --fault "DELAY:$fixtures --delay 0.2"
          --fault "ERROR:$fixtures --error-rate 0.25 --seed 7")
 # valgrind: the daemon itself during the D-Bus tests (any error or leak makes it exit 99).
-valgrind="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
+valgrind="valgrind -q --vgdb=no --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
 step "valgrind asyncd (D-Bus tests)" env ASYNCD_TEST_WRAPPER="$valgrind" meson test -C build --timeout-multiplier 3 \
         dbus-flags-gdbus dbus-cancel-and-errors dbus-system-bus-policy dbus-disk-full dbus-filesystems
 # valgrind: the daemon through a shorter endurance run (60 rounds, about 800 jobs, ~45 s): leaks and memory errors
