@@ -13,6 +13,7 @@
  * curl pauses, the scheduler stops starting transfers) while a waiting loop stalls every
  * transfer. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -134,6 +135,18 @@ static void flush_outbox(DiskPool *p) {
         pthread_mutex_unlock(&p->lock);
 }
 
+/* Blocks until a worker signals completed operations (the loop is not running: disk_pool_free()). */
+static int wait_for_completions(DiskPool *p) {
+        struct pollfd pfd = { .fd = p->eventfd, .events = POLLIN };
+        eventfd_t v;
+
+        while (poll(&pfd, 1, -1) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        (void) eventfd_read(p->eventfd, &v);
+        return 0;
+}
+
 static int on_prepare(sd_event_source *s, void *userdata) {
         flush_outbox(userdata);
         return 0;
@@ -202,6 +215,22 @@ DiskPool *disk_pool_free(DiskPool *p) {
         if (!p)
                 return NULL;
 
+        /* Every operation ends with its done callback, which may submit the next one (a writer's
+         * discard after a failed write, its next write): hand those over and wait for them too,
+         * until nothing is pending. Only then stop the workers, or a submission made after they
+         * stopped would never run (and would stay linked to freed memory). */
+        while (p->pending > 0 && p->n_threads > 0) {
+                int r;
+
+                flush_outbox(p);
+                r = wait_for_completions(p);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to wait for disk operations, %u not finished: %m", p->pending);
+                        break;
+                }
+                dispatch_completed(p);
+        }
+
         flush_outbox(p);
         pthread_mutex_lock(&p->lock);
         p->stopping = true;
@@ -211,7 +240,8 @@ DiskPool *disk_pool_free(DiskPool *p) {
                 pthread_join(p->threads[i], NULL);
         free(p->threads);
 
-        /* Workers drained the queue before exiting; hand back whatever completed meanwhile. */
+        /* Nothing is left unless waiting failed: the workers drained the queue before exiting; hand
+         * back whatever completed meanwhile. */
         dispatch_completed(p);
 
         sd_event_source_disable_unref(p->wakeup);

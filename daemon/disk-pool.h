@@ -23,7 +23,8 @@ struct DiskOp {
 #define DISK_POOL_NICE_DELTA 10
 
 int disk_pool_new(DiskPool **ret, sd_event *event, unsigned n_threads);
-/* Waits for queued operations to finish (their done callbacks run), then joins the workers. */
+/* Waits for queued operations to finish (their done callbacks run, and so do those of the operations
+ * these callbacks submit), then joins the workers. */
 DiskPool *disk_pool_free(DiskPool *p);
 
 void disk_pool_submit(DiskPool *p, DiskOp *op);

@@ -89,10 +89,59 @@ static void test_loop_near_nice_19(void **state) {
         run_probes(MAX(current_nice(), 15));
 }
 
+/* An operation whose done callback submits the next one, as a writer's does (its next write, or
+ * the discard after a failed one). */
+typedef struct ChainOp {
+        DiskOp op;
+        DiskPool *pool;
+        struct ChainOp *next;
+        pid_t run_tid;
+        bool done;
+} ChainOp;
+
+static int chain_run(DiskOp *op) {
+        ChainOp *c = container_of(op, ChainOp, op);
+
+        c->run_tid = gettid();
+        return 0;
+}
+
+static void chain_done(DiskOp *op, int result) {
+        ChainOp *c = container_of(op, ChainOp, op);
+
+        assert_int_equal(result, 0);
+        c->done = true;
+        if (c->next)
+                disk_pool_submit(c->pool, &c->next->op);
+}
+
+static void test_free_waits_for_chained_ops(void **state) {
+        sd_event *event = NULL;
+        DiskPool *pool = NULL;
+        ChainOp ops[4] = {};
+
+        assert_int_equal(sd_event_new(&event), 0);
+        assert_int_equal(disk_pool_new(&pool, event, 2), 0);
+        for (size_t i = 0; i < ELEMENTSOF(ops); i++)
+                ops[i] = (ChainOp) { .op = { .run = chain_run, .done = chain_done }, .pool = pool,
+                                     .next = i + 1 < ELEMENTSOF(ops) ? &ops[i + 1] : NULL };
+        /* The loop never runs: the first operation is still in the outbox when the pool is freed,
+         * and each of the others is submitted only by its predecessor's done callback. */
+        disk_pool_submit(pool, &ops[0].op);
+        disk_pool_free(pool);
+        for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
+                assert_true(ops[i].done);
+                assert_int_not_equal(ops[i].run_tid, 0);
+                assert_int_not_equal(ops[i].run_tid, gettid());
+        }
+        sd_event_unref(event);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_workers_below_loop),
                 cmocka_unit_test(test_loop_near_nice_19),
+                cmocka_unit_test(test_free_waits_for_chained_ops),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
