@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs dependencies, builds, runs every meson test in a
-# normal and in an ASan+UBSan build, the engine tests, the daemon and asyncctl under valgrind, and the systemd test in a
+# normal and in an ASan+UBSan build, the threaded parts in a TSan build, the engine tests, the daemon and asyncctl under valgrind, and the systemd test in a
 # container; ends with one "N passed, N failed" line.
 #   scripts/run-tests.sh            everything
 #   ASYNCD_SKIP_NSPAWN=1 ...        skip the systemd-nspawn test (it needs root and ~1 min)
@@ -114,6 +114,16 @@ done
 for t in test-file-writer test-disk-pool; do
         step "valgrind $t" $valgrind build/daemon/$t
 done
+
+# ThreadSanitizer: the disk pool's workers are the only threads. The pool and writer unit tests,
+# the engine tests, and the daemon through two D-Bus tests (about 1 min with the build). setarch -R:
+# gcc 12's TSan refuses some kernels' randomized memory layout ("unexpected memory mapping").
+tsan="env TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$top/tests/tsan.supp setarch $(uname -m) -R"
+if step "build (TSan)" build build-tsan -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug; then
+        step "TSan: disk-pool, file-writer, engine and D-Bus tests" $tsan meson test -C build-tsan \
+                --print-errorlogs --num-processes 2 --timeout-multiplier 3 disk-pool file-writer \
+                engine-flags engine-cancel engine-faults dbus-flags-gdbus dbus-cancel-and-errors
+fi
 
 if [ -x tests/nspawn/run.sh ] && [ -z "${ASYNCD_SKIP_NSPAWN:-}" ]; then
         step "systemd in a container (nspawn)" tests/nspawn/run.sh build
