@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "test-engine-util.h"
+#include "test-tmp.h"
 
 const char *test_env(const char *name) {
         const char *v = getenv(name);
@@ -39,8 +40,7 @@ void test_run_init_config(TestRun *t, const EngineConfig *c) {
         *t = (TestRun) { .dirfd = -EBADF };
         assert_int_equal(sd_event_new(&t->event), 0);
         assert_int_equal(engine_new(&t->engine, t->event, c), 0);
-        strcpy(t->dir, "/tmp/asyncd-test-XXXXXX");
-        assert_non_null(mkdtemp(t->dir));
+        assert_non_null(test_mkdtemp(t->dir, "asyncd-test"));
         t->dirfd = open(t->dir, O_DIRECTORY | O_CLOEXEC);
         assert_true(t->dirfd >= 0);
 }
@@ -53,18 +53,11 @@ void test_run_init(TestRun *t, unsigned max_transfers) {
         test_run_init_config(t, &c);
 }
 
-static void remove_dir(const char *dir) {
-        char cmd[128];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        assert_int_equal(system(cmd), 0);
-}
-
 void test_run_done(TestRun *t) {
         engine_free(t->engine);
         sd_event_unref(t->event);
         safe_close(t->dirfd);
-        remove_dir(t->dir);
+        assert_int_equal(test_rm_rf(t->dir), 0);
 }
 
 TaskSpec *test_tasks_from_codes(const char *base, const char *const *codes, size_t n) {

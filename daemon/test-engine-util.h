@@ -2,6 +2,8 @@
 /* test-engine-util: runs engine jobs to completion for the engine tests and inspects what they left. */
 #pragma once
 
+#include <limits.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -10,7 +12,7 @@
 typedef struct TestRun {
         sd_event *event;
         Engine *engine;
-        char dir[64];                   /* fresh destination directory */
+        char dir[PATH_MAX];             /* fresh destination directory */
         int dirfd;
         unsigned finished_jobs;
         size_t max_committing_bytes;    /* for tests that sample the engine */

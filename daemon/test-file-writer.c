@@ -24,11 +24,12 @@
 #include "file-writer.h"
 #include "macro.h"
 #include "test-engine-util.h"
+#include "test-tmp.h"
 
 typedef struct Fixture {
         sd_event *event;
         DiskPool *pool;
-        char dir[64];
+        char dir[PATH_MAX];
         int dirfd;
         int result;
         bool finished;
@@ -136,8 +137,7 @@ static int setup(void **state) {
         assert_int_equal(getrlimit(RLIMIT_FSIZE, &f->saved_fsize), 0);
         assert_int_equal(sd_event_new(&f->event), 0);
         assert_int_equal(disk_pool_new(&f->pool, f->event, 1), 0);
-        strcpy(f->dir, "/tmp/asyncd-writer-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
+        assert_non_null(test_mkdtemp(f->dir, "asyncd-writer"));
         f->dirfd = open(f->dir, O_DIRECTORY | O_CLOEXEC);
         assert_true(f->dirfd >= 0);
         *state = f;
@@ -146,7 +146,6 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         Fixture *f = *state;
-        char cmd[128];
 
         fail_file_fsync = fail_directory_fsync = fail_named_temp_close = refuse_tmpfile = refuse_hard_links = false;
         noreplace_renames = 0;
@@ -155,8 +154,7 @@ static int teardown(void **state) {
         disk_pool_free(f->pool);
         sd_event_unref(f->event);
         safe_close(f->dirfd);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-        assert_int_equal(system(cmd), 0);
+        assert_int_equal(test_rm_rf(f->dir), 0);
         free(f);
         return 0;
 }
