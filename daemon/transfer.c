@@ -11,13 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "config.h"
 #include "file-writer.h"
+#include "http-response.h"
 #include "log.h"
 #include "transfer.h"
-#include "utf8-util.h"
 
 struct Transfer {
         ListLink link;                  /* on job->transfers */
@@ -31,16 +30,10 @@ struct Transfer {
         char *failure;                  /* our own reason to fail (size limit, disk) */
         bool paused;
         bool cancelled;
-        bool headers_done;              /* the header block of the latest response is complete */
-        bool location;                  /* ... and it has a Location (curl follows a 3xx with one) */
-        bool transfer_encoding;         /* ... a Transfer-Encoding, which overrides Content-Length */
-        bool have_length;               /* ... a Content-Length, the first one being length */
-        uint64_t length;
-        uint64_t other_length;          /* a different Content-Length of the same response, or length */
         uint64_t discarded;             /* body bytes of responses that are not the file */
         size_t commit_bytes;            /* counted in engine->committing_bytes */
 
-        char reason[64];                /* reason phrase of the last status line */
+        HttpResponse response;          /* what its header lines said */
         char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -226,79 +219,14 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
-/* "HTTP/1.1 503 Service Unavailable\r\n": keep the phrase of the latest status line. */
-static void keep_reason(Transfer *t, const char *data, size_t n) {
-        const char *p, *end = data + n;
-
-        if (n < 12)
-                return;
-        p = memchr(data, ' ', n);
-        if (!p || end - p < 5)
-                return;
-        p += 4;
-        while (p < end && *p == ' ')
-                p++;
-        while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-                end--;
-        /* A reason phrase has no control characters but tabs (RFC 9112 4): one ends it here, so that
-         * no terminal escape of the server's reaches a client that prints the error. The C1 ones
-         * (U+0080..U+009F, in UTF-8 C2 80..C2 9F) too: U+009B is an escape on some terminals. */
-        for (const char *c = p; c < end; c++)
-                if ((*c >= 0 && *c < ' ' && *c != '\t') || *c == 0x7f ||
-                    ((unsigned char) c[0] == 0xc2 && c + 1 < end && (unsigned char) c[1] >= 0x80 &&
-                     (unsigned char) c[1] <= 0x9f)) {
-                        end = c;
-                        break;
-                }
-        snprintf(t->reason, sizeof(t->reason), "%.*s", (int) utf8_prefix_length(p, end - p, sizeof(t->reason) - 1), p);
-}
-
-/* "Content-Length: 100", also as a list ("100, 100") and repeated: every value must be the same.
- * Others are left to curl ("Invalid Content-Length"). */
-static void note_length(Transfer *t, const char *p, const char *end) {
-        while (p < end) {
-                uint64_t v = 0;
-                const char *digits;
-
-                while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-                        p++;
-                for (digits = p; p < end && *p >= '0' && *p <= '9'; p++) {
-                        if (v > (UINT64_MAX - 9) / 10)
-                                return;
-                        v = v * 10 + (uint64_t) (*p - '0');
-                }
-                if (p == digits)
-                        return;
-                if (!t->have_length) {
-                        t->have_length = true;
-                        t->length = t->other_length = v;
-                } else if (v != t->length)
-                        t->other_length = v;
-        }
-}
-
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
         Transfer *t = userdata;
         size_t n = size * nmemb;
 
-        if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-                t->headers_done = t->location = t->transfer_encoding = t->have_length = false;
-                keep_reason(t, data, n);
-        } else if (n >= 9 && strncasecmp(data, "Location:", 9) == 0)
-                t->location = true;
-        else if (n >= 18 && strncasecmp(data, "Transfer-Encoding:", 18) == 0)
-                t->transfer_encoding = true;
-        else if (n >= 15 && strncasecmp(data, "Content-Length:", 15) == 0)
-                note_length(t, data + 15, data + n);
-        else if (n <= 2 && (n == 0 || data[0] == '\r' || data[0] == '\n')) {
-                t->headers_done = true;         /* the blank line after a header (or trailer) block */
-                /* Where the body ends is unknown (RFC 9112 6.3: an unrecoverable error); curl 7.88
-                 * would take the last length and save a cut or padded file as complete. */
-                if (t->have_length && t->other_length != t->length && !t->transfer_encoding) {
-                        set_failure(t, "conflicting Content-Length headers (%" PRIu64 " and %" PRIu64 ")",
-                                    t->length, t->other_length);
-                        return 0;
-                }
+        if (http_response_header(&t->response, data, n) < 0) {
+                set_failure(t, "conflicting Content-Length headers (%" PRIu64 " and %" PRIu64 ")",
+                            t->response.length, t->response.other_length);
+                return 0;
         }
         return n;
 }
@@ -408,9 +336,9 @@ static void leave_wire(Transfer *t) {
  * as with curl --fail, which does not read it at all. Not for a redirect curl was about to follow:
  * it was not followed, curl's reason stands. */
 static bool status_decides(Transfer *t) {
-        if (!t->headers_done || t->http_code < 200 || status_is_file(t->http_code))
+        if (!t->response.headers_done || t->http_code < 200 || status_is_file(t->http_code))
                 return false;
-        return !(t->http_code >= 300 && t->http_code <= 399 && t->location);
+        return !(t->http_code >= 300 && t->http_code <= 399 && t->response.location);
 }
 
 static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error_size) {
@@ -424,7 +352,7 @@ static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error
                 /* curl says "Couldn't connect to server"; the socket error says why. */
                 (void) curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
                 /* libcurl 7.88 reports a header line beyond its 100 KiB limit as bare "Out of memory". */
-                if (code == CURLE_OUT_OF_MEMORY && !t->errbuf[0] && t->http_code > 0 && !t->headers_done)
+                if (code == CURLE_OUT_OF_MEMORY && !t->errbuf[0] && t->http_code > 0 && !t->response.headers_done)
                         snprintf(t->errbuf, sizeof(t->errbuf),
                                  "Out of memory, or a response header line longer than libcurl's limit of 100 KiB");
                 if (os_errno > 0 && IN_SET(code, (CURLcode) CURLE_COULDNT_CONNECT, (CURLcode) CURLE_RECV_ERROR, (CURLcode) CURLE_SEND_ERROR) &&
@@ -439,7 +367,7 @@ static TaskStatus classify(Transfer *t, CURLcode code, char *error, size_t error
                 return TASK_OK;
         if (t->http_code == 404)
                 return TASK_NOT_FOUND;
-        reason = t->reason[0] ? t->reason : reason_phrase_default(t->http_code);
+        reason = t->response.reason[0] ? t->response.reason : reason_phrase_default(t->http_code);
         snprintf(error, error_size, "HTTP %ld%s%s%s", t->http_code, reason ? " " : "", reason ?: "",
                  t->http_code == 206 ? " (a part of the file, which was not asked for)" : "");
         return TASK_ERROR;
