@@ -3,7 +3,7 @@
 # tree and runs it for SECONDS (default 60) on a temporary copy of its committed corpus, so the
 # tree is not modified; prints how to merge what it found into tests/fuzz/corpus/ (by content
 # hash, keeping only inputs that add edge coverage).
-#   scripts/fuzz.sh TARGET [SECONDS]     TARGET: fname-util parse-util task-list task-spec url-util utf8-util
+#   scripts/fuzz.sh TARGET [SECONDS]     TARGET: fname-util http-response parse-util task-list task-spec url-util utf8-util
 # clang: apt-get install clang libclang-rt-14-dev (or scripts/install-deps.sh --fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 # What each harness links, besides itself (the same code its meson test links).
 declare -A sources=(
         [fname-util]="src/shared/fname-util.c src/shared/url-util.c src/shared/utf8-util.c -lcurl"
+        [http-response]="daemon/http-response.c src/shared/utf8-util.c"
         [parse-util]="src/shared/parse-util.c"
         [task-list]="cli/task-list.c src/shared/fname-util.c src/shared/utf8-util.c"
         [task-spec]="daemon/task-spec.c src/shared/url-util.c src/shared/fname-util.c src/shared/utf8-util.c -lcurl"
