@@ -34,6 +34,10 @@ the rest of the path is a normal document path:
   /status/<code>/P    that status with its standard reason phrase, tiny body
   /reason/<hex>/P     the status line of /P carries these bytes (hex, any
                       value, e.g. ff) as its reason phrase
+  /status-line/<hex>/P the status line of /P is these bytes (hex), e.g.
+                      "HTTP/1.1  503 Busy" (the status still counts for the log)
+  /header/<hex>/P     /P with one more header line, these bytes (hex), after
+                      the others (repeat it for more lines)
   /as-status/<code>/P /P (its header and body) with that status instead,
                       e.g. a 404 whose body is /bytes/1000000
   /long-header/<n>/P  /P with a header line "X-Long: aaa..." of n+8 bytes
@@ -174,6 +178,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle_request(self, head):
         srv = self.server
         self.phrase = self.status_override = self.extra_length = self.long_header = None
+        self.status_line = None
+        self.raw_headers = []
         self.rec = rec = {"ts": time.time(), "method": self.command,
                           "path": self.path, "status": None, "action": None,
                           "delay": 0.0, "bytes": 0, "aborted": False,
@@ -219,11 +225,17 @@ class Handler(BaseHTTPRequestHandler):
 
         while segs and body is None:
             word, arg = segs[0], num(1)
-            if word == "reason" and len(segs) > 1:
+            if word in ("reason", "status-line", "header") and len(segs) > 1:
                 try:
-                    self.phrase = bytes.fromhex(segs[1])
+                    raw = bytes.fromhex(segs[1])
                 except ValueError:
                     break
+                if word == "reason":
+                    self.phrase = raw
+                elif word == "status-line":
+                    self.status_line = raw
+                else:
+                    self.raw_headers.append(raw)
             elif word == "reset":
                 reset, segs = True, segs[1:]
             elif word in ("redirect-file", "redirect-loop"):
@@ -329,8 +341,11 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if self.close_connection:
             lines.append("Connection: close")
-        self.wfile.write(b"HTTP/1.1 %d %s\r\n" % (code, phrase) +
-                         ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        status_line = self.status_line if self.status_line is not None \
+            else b"HTTP/1.1 %d %s" % (code, phrase)
+        self.wfile.write(status_line + b"\r\n" +
+                         ("\r\n".join(lines) + "\r\n").encode("latin-1") +
+                         b"".join(h + b"\r\n" for h in self.raw_headers) + b"\r\n")
         if head:
             return
         step = (piece or PIECE) if trickle is not None else BLOCK

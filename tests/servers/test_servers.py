@@ -178,6 +178,11 @@ def fault_behaviours(fs):
     rc, info, body, hdr = get(f"{u}/reason/42616420ff205468696e67/status/503/x")
     check(hdr.startswith("HTTP/1.1 503 Bad \xff Thing\r\n"),
           "fault: /reason/<hex> -> those bytes as the reason phrase", hdr.split("\r\n")[0])
+    rc, info, body, hdr = get(f"{u}/status-line/{b'HTTP/1.1  503 Busy'.hex()}/header/{b'X-A: 1'.hex()}"
+                              f"/header/{b'X-B: 2'.hex()}/status/503/x")
+    check(hdr.startswith("HTTP/1.1  503 Busy\r\n") and "\r\nX-A: 1\r\nX-B: 2\r\n\r\n" in hdr
+          and info["http_code"] == 503,
+          "fault: /status-line/<hex>, /header/<hex> -> that status line, those header lines last", hdr)
 
     rc, info, body, _ = get(u + "/reset/flags/br/br.gif")
     check(rc == 56 and info["http_code"] == 0 and not body,
