@@ -60,7 +60,13 @@ static void note_length(HttpResponse *h, const char *p, const char *end) {
 }
 
 int http_response_header(HttpResponse *h, const char *data, size_t n) {
-        if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        bool blank = n <= 2 && (n == 0 || data[0] == '\r' || data[0] == '\n');
+        bool first = !h->in_header;
+
+        /* Only a block's first line is a status line: in a block, curl reads "HTTP/x: y" as a
+         * header, so it must not reset what the block said (a second Content-Length, a Location). */
+        h->in_header = !blank;
+        if (first && n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
                 h->headers_done = h->location = h->transfer_encoding = h->have_length = false;
                 keep_reason(h, data, n);
         } else if (n >= 9 && strncasecmp(data, "Location:", 9) == 0)
@@ -69,7 +75,7 @@ int http_response_header(HttpResponse *h, const char *data, size_t n) {
                 h->transfer_encoding = true;
         else if (n >= 15 && strncasecmp(data, "Content-Length:", 15) == 0)
                 note_length(h, data + 15, data + n);
-        else if (n <= 2 && (n == 0 || data[0] == '\r' || data[0] == '\n')) {
+        else if (blank) {
                 h->headers_done = true;         /* the blank line after a header (or trailer) block */
                 /* Where the body ends is unknown (RFC 9112 6.3: an unrecoverable error); curl 7.88
                  * would take the last length and save a cut or padded file as complete. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 typedef struct HttpResponse {
+        bool in_header;                 /* past a block's first line, before the blank line ending it */
         bool headers_done;              /* the header block of the latest response is complete */
         bool location;                  /* ... and it has a Location (curl follows a 3xx with one) */
         bool transfer_encoding;         /* ... a Transfer-Encoding, which overrides Content-Length */

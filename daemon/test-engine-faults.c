@@ -133,6 +133,9 @@ static void test_path_faults(void **state) {
                   "conflicting Content-Length headers (1000 and 10)" },
                 { "/extra-length/1000/bytes/1000", "same-length-twice.bin", TASK_OK, 200, NULL },
                 { "/extra-length/10/chunked/1000", "chunked-and-length.bin", TASK_OK, 200, NULL },
+                /* "HTTP/x: y" in a header block is a header to curl, not a new status line. */
+                { "/header/485454502f783a2079/extra-length/10/bytes/1000", "status-like-header.bin", TASK_ERROR,
+                  200, "conflicting Content-Length headers (1000 and 10)" },
                 /* libcurl's limit for a header line is 100 KiB; it calls a longer one "Out of memory". */
                 { "/long-header/100000/flags/br/br.gif", "long-header.gif", TASK_OK, 200, NULL },
                 { "/long-header/110000/flags/br/br.gif", "too-long-header.gif", TASK_ERROR, 200,
