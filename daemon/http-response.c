@@ -44,6 +44,9 @@ static void note_length(HttpResponse *h, const char *p, const char *end) {
 
                 while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
                         p++;
+                /* curl reads the value with strtol(), which takes a plus sign: "+10" is 10 to it. */
+                if (p < end && *p == '+')
+                        p++;
                 for (digits = p; p < end && *p >= '0' && *p <= '9'; p++) {
                         if (v > (UINT64_MAX - 9) / 10)
                                 return;

@@ -136,6 +136,9 @@ static void test_path_faults(void **state) {
                 /* "HTTP/x: y" in a header block is a header to curl, not a new status line. */
                 { "/header/485454502f783a2079/extra-length/10/bytes/1000", "status-like-header.bin", TASK_ERROR,
                   200, "conflicting Content-Length headers (1000 and 10)" },
+                /* curl reads "+10" as 10 (strtol). */
+                { "/header/436f6e74656e742d4c656e6774683a202b3130/bytes/1000", "plus-length.bin", TASK_ERROR,
+                  200, "conflicting Content-Length headers (1000 and 10)" },
                 /* libcurl's limit for a header line is 100 KiB; it calls a longer one "Out of memory". */
                 { "/long-header/100000/flags/br/br.gif", "long-header.gif", TASK_OK, 200, NULL },
                 { "/long-header/110000/flags/br/br.gif", "too-long-header.gif", TASK_ERROR, 200,
