@@ -8,16 +8,20 @@
 #include "http-response.h"
 #include "utf8-util.h"
 
-/* "HTTP/1.1 503 Service Unavailable\r\n": keep the phrase of the latest status line. */
+/* "HTTP/1.1 503 Service Unavailable\r\n": keep the phrase of the latest status line, none if it
+ * has none. curl reads the code after the version's space and any more white space
+ * ("HTTP/1.1  503 Busy"), and takes lines of any length ("HTTP/2 503\n"). */
 static void keep_reason(HttpResponse *h, const char *data, size_t n) {
         const char *p, *end = data + n;
 
-        if (n < 12)
-                return;
+        h->reason[0] = 0;
         p = memchr(data, ' ', n);
-        if (!p || end - p < 5)
+        if (!p)
                 return;
-        p += 4;
+        while (p < end && (*p == ' ' || *p == '\t'))
+                p++;
+        for (unsigned i = 0; i < 3 && p < end && *p >= '0' && *p <= '9'; i++)
+                p++;
         while (p < end && *p == ' ')
                 p++;
         while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))

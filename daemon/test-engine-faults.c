@@ -183,6 +183,9 @@ static void test_reason_control_characters(void **state) {
                 { "/reason/4331c29b33316d/status/504/d", "csi.bin", TASK_ERROR, 504, NULL, "HTTP 504 C1" },
                 { "/reason/c3a9c2a06f6b/status/501/e", "latin.bin", TASK_ERROR, 501, NULL,
                   "HTTP 501 \xc3\xa9\xc2\xa0ok" },
+                /* "HTTP/1.1  503 Busy": curl reads the status code after more than one space. */
+                { "/status-line/485454502f312e3120203530332042757379/status/503/f", "two-spaces.bin", TASK_ERROR, 503,
+                  NULL, "HTTP 503 Busy" },
         };
         JobOptions o = JOB_OPTIONS_DEFAULT;
 
