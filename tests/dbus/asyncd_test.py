@@ -71,6 +71,21 @@ def flag_codes():
         return [c.lower() for c in f.read().split()]
 
 
+def flag_bytes(code):
+    """The fixture flag a server sends for code."""
+    with open(os.path.join(env("ASYNCD_FIXTURES"), "flags", code, f"{code}.gif"), "rb") as f:
+        return f.read()
+
+
+def dir_contents(directory):
+    """{name: bytes} of every file in directory."""
+    out = {}
+    for name in os.listdir(directory):
+        with open(os.path.join(directory, name), "rb") as f:
+            out[name] = f.read()
+    return out
+
+
 class Bus:
     """A private dbus-daemon from the project's test configuration ("session" or "system")."""
 

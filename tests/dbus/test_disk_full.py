@@ -15,7 +15,8 @@ import time
 
 from gi.repository import GLib
 
-from asyncd_test import Client, check, env, files_being_written, finish, flag_codes, session_daemon
+from asyncd_test import (Client, check, dir_contents, env, files_being_written, finish, flag_bytes, flag_codes,
+                         session_daemon)
 
 PAGE = 4096
 ENOSPC = "No space left on device"
@@ -31,11 +32,6 @@ def small_tmpfs(size):
         subprocess.run(["umount", "--lazy", mnt], check=True)
 
 
-def fixture(code):
-    with open(os.path.join(env("ASYNCD_FIXTURES"), "flags", code, f"{code}.gif"), "rb") as f:
-        return f.read()
-
-
 def used_bytes(mnt):
     st = os.statvfs(mnt)
     return (st.f_blocks - st.f_bfree) * st.f_frsize
@@ -43,14 +39,6 @@ def used_bytes(mnt):
 
 def pages(data):
     return (len(data) + PAGE - 1) // PAGE * PAGE
-
-
-def contents(mnt):
-    out = {}
-    for name in os.listdir(mnt):
-        with open(os.path.join(mnt, name), "rb") as f:
-            out[name] = f.read()
-    return out
 
 
 def run_job(c, tasks, mnt, options):
@@ -62,7 +50,7 @@ def run_job(c, tasks, mnt, options):
 
 def check_held_space(c, mnt, what):
     """Unfinished files are unnamed: only the daemon's descriptors would show them, and df."""
-    on_disk = sum(pages(data) for data in contents(mnt).values())
+    on_disk = sum(pages(data) for data in dir_contents(mnt).values())
     check(files_being_written(c.daemon_pid(), mnt) == [] and used_bytes(mnt) == on_disk,
           f"{what}: no file held open, the space used ({used_bytes(mnt)} B) is that of the files named "
           f"({on_disk} B)")
@@ -79,8 +67,8 @@ def fill_up(c, mnt, codes):
     check(all(r[6] == f"cannot write {codes[r[1]]}.gif: {ENOSPC}" for r in errors),
           f'each failure names its file and the reason (e.g. "{errors[0][6] if errors else ""}")')
     check(finished[0] == "done" and finished[1] == len(ok) and finished[3] == len(errors), f"Finished{finished}")
-    files = contents(mnt)
-    check(set(files) == ok and all(files[n] == fixture(n[:-4]) for n in ok),
+    files = dir_contents(mnt)
+    check(set(files) == ok and all(files[n] == flag_bytes(n[:-4]) for n in ok),
           "exactly the saved files are there, each byte-identical to the source")
     check_held_space(c, mnt, "full")
     return ok
@@ -92,7 +80,7 @@ def large_file_when_full(c, mnt):
     partial file took is given back."""
     size = 64 * 1024 * 1024
     target = f"/bytes/{size}?full={os.getpid()}-{time.monotonic_ns()}"
-    before = contents(mnt)
+    before = dir_contents(mnt)
     results, finished = run_job(c, [(env("ASYNCD_TEST_FAULT_PLAIN_URL") + target, "big.bin")], mnt, {})
     check(finished[:4] == ("done", 0, 0, 1) and results[0][2:6] == ("error", 200, 0, "") and
           results[0][6] == f"cannot write big.bin: {ENOSPC}", f"a 64 MiB body on a full disk: {results[0][6]!r}")
@@ -103,7 +91,7 @@ def large_file_when_full(c, mnt):
         time.sleep(0.05)
     check(len(rec) == 1 and rec[0]["aborted"] and rec[0]["bytes"] < size // 4,
           f"the transfer stopped at the write error ({rec[0]['bytes'] if rec else '?'} of {size} bytes sent)")
-    check(contents(mnt) == before, "the files there are as they were")
+    check(dir_contents(mnt) == before, "the files there are as they were")
     check_held_space(c, mnt, "after the large body")
 
 
@@ -131,24 +119,24 @@ def overwrite_when_full(c, mnt, codes, fsync):
     else changes."""
     nginx = env("ASYNCD_TEST_NGINX_URL")
     leave_free(mnt, 16 * 1024)
-    before = contents(mnt)
+    before = dir_contents(mnt)
     existing = sorted(n for n in before if n.endswith(".gif"))
-    by_size = sorted(codes, key=lambda cc: (len(fixture(cc)), cc))
+    by_size = sorted(codes, key=lambda cc: (len(flag_bytes(cc)), cc))
     options = {"overwrite": True, "fsync": fsync}
 
     tasks = [(f"{nginx}/flags/{by_size[-1]}/{by_size[-1]}.gif", existing[0])]
     results, _ = run_job(c, tasks, mnt, options)
     check([r[2] for r in results] == ["error"] and results[0][6] == f"cannot write {existing[0]}: {ENOSPC}",
           f"fsync={fsync}: too big for the space left: {results[0][2]}, {results[0][6]!r}")
-    check(contents(mnt) == before, f"fsync={fsync}: {existing[0]} kept as it was, nothing else changed")
+    check(dir_contents(mnt) == before, f"fsync={fsync}: {existing[0]} kept as it was, nothing else changed")
 
     sources = {existing[1]: by_size[0], "new.gif": by_size[1]}
     tasks = [(f"{nginx}/flags/{src}/{src}.gif", name) for name, src in sources.items()]
     results, _ = run_job(c, tasks, mnt, options)
     check([r[2] for r in results] == ["ok", "ok"], f"fsync={fsync}: two that fit: {[r[2] for r in results]}")
     expected = dict(before)
-    expected.update({name: fixture(src) for name, src in sources.items()})
-    after = contents(mnt)
+    expected.update({name: flag_bytes(src) for name, src in sources.items()})
+    after = dir_contents(mnt)
     wrong = sorted(n for n in set(after) | set(expected) if after.get(n) != expected.get(n))
     check(not wrong, f"fsync={fsync}: {existing[1]} replaced whole, new.gif whole, the other {len(before) - 1} "
           f"files as they were (not so: {wrong})")
@@ -160,15 +148,15 @@ def space_again(c, mnt, codes):
         os.unlink(os.path.join(mnt, name))
     nginx = env("ASYNCD_TEST_NGINX_URL")
     fits, total = [], 0
-    for cc in sorted(codes, key=lambda cc: len(fixture(cc))):
-        if total + pages(fixture(cc)) > 96 * 1024:
+    for cc in sorted(codes, key=lambda cc: len(flag_bytes(cc))):
+        if total + pages(flag_bytes(cc)) > 96 * 1024:
             break
         fits.append(cc)
-        total += pages(fixture(cc))
+        total += pages(flag_bytes(cc))
     results, finished = run_job(c, [(f"{nginx}/flags/{cc}/{cc}.gif", "") for cc in fits], mnt,
                                 {"concurrency": 20, "fsync": True})
-    files = contents(mnt)
-    check(finished[:2] == ("done", len(fits)) and all(files.get(f"{cc}.gif") == fixture(cc) for cc in fits),
+    files = dir_contents(mnt)
+    check(finished[:2] == ("done", len(fits)) and all(files.get(f"{cc}.gif") == flag_bytes(cc) for cc in fits),
           f"with space again the same daemon saves all {len(fits)} files that fit")
     check_held_space(c, mnt, "after")
 

@@ -25,27 +25,15 @@ import time
 
 from gi.repository import GLib
 
-from asyncd_test import JOB, Client, check, env, files_being_written, finish, flag_codes, session_daemon
+from asyncd_test import (JOB, Client, check, dir_contents, env, files_being_written, finish, flag_bytes,
+                         flag_codes, session_daemon)
 
 EROFS = "Read-only file system"
-
-
-def fixture(code):
-    with open(os.path.join(env("ASYNCD_FIXTURES"), "flags", code, f"{code}.gif"), "rb") as f:
-        return f.read()
 
 
 def pattern(n):
     """The body of the fault server's /bytes/<n>."""
     return bytes((i * 31 + 7) % 256 for i in range(256)) * (n // 256) + bytes((i * 31 + 7) % 256 for i in range(n % 256))
-
-
-def contents(d):
-    out = {}
-    for name in os.listdir(d):
-        with open(os.path.join(d, name), "rb") as f:
-            out[name] = f.read()
-    return out
 
 
 @contextlib.contextmanager
@@ -104,12 +92,12 @@ def fat(c):
 
         tasks = [(f"{nginx}/flags/{cc}/{cc}.gif", "") for cc in codes] + [(f"{plain}/bytes/{big}", "big.bin")]
         by_name, finished = run_job(c, tasks, mnt, {"concurrency": 8}, "FAT")
-        files = contents(mnt)
+        files = dir_contents(mnt)
         bad = {n: r[6] for n, r in by_name.items() if r[2] != "ok"}
         check(finished[:2] == ("done", len(tasks)) and not bad,
               f"FAT: all {len(tasks)} files saved (failed: {dict(list(bad.items())[:3])})")
         check(sorted(files) == sorted([f"{cc}.gif" for cc in codes] + ["big.bin"]) and
-              all(files.get(f"{cc}.gif") == fixture(cc) for cc in codes) and files.get("big.bin") == pattern(big),
+              all(files.get(f"{cc}.gif") == flag_bytes(cc) for cc in codes) and files.get("big.bin") == pattern(big),
               f"FAT: exactly the files, byte-identical, and no hidden file left ({len(files)} files)")
 
         # The same names again, from other flags: an existing file stays as it was.
@@ -119,12 +107,12 @@ def fat(c):
         check(finished[:4] == ("done", 0, 0, len(codes)) and
               all(by_name[f"{cc}.gif"][6] == f"{cc}.gif already exists" for cc in codes),
               f"FAT: an existing file is an error that names it ({by_name[f'{codes[0]}.gif'][6]!r})")
-        check(contents(mnt) == files, "FAT: the existing files are unchanged, nothing else appeared")
+        check(dir_contents(mnt) == files, "FAT: the existing files are unchanged, nothing else appeared")
 
         by_name, finished = run_job(c, shifted, mnt, {"concurrency": 8, "overwrite": True}, "FAT, overwrite")
-        after = contents(mnt)
+        after = dir_contents(mnt)
         check(finished[:2] == ("done", len(codes)) and
-              all(after[f"{cc}.gif"] == fixture(codes[(i + 1) % len(codes)]) for i, cc in enumerate(codes)) and
+              all(after[f"{cc}.gif"] == flag_bytes(codes[(i + 1) % len(codes)]) for i, cc in enumerate(codes)) and
               sorted(after) == sorted(files),
               "FAT: with overwrite each file is replaced whole, and no hidden file is left")
 
@@ -171,7 +159,7 @@ def read_only(c):
 
     out = tempfile.mkdtemp(prefix="asyncd-rw-")
     by_name, finished = run_job(c, [(f"{nginx}/flags/{cc}/{cc}.gif", "") for cc in codes], out, {}, "writable")
-    check(finished[:2] == ("done", len(codes)) and all(contents(out)[f"{cc}.gif"] == fixture(cc) for cc in codes),
+    check(finished[:2] == ("done", len(codes)) and all(dir_contents(out)[f"{cc}.gif"] == flag_bytes(cc) for cc in codes),
           "then the same daemon saves every file in a writable directory")
 
 
