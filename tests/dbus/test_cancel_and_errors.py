@@ -307,9 +307,7 @@ def soft_descriptor_limit_raised():
     say so in its log); raised to 8192 it runs all 1000. (valgrind shows its client a hard limit
     equal to the soft one: under it only the job is checked.)"""
     nginx = env("ASYNCD_TEST_NGINX_URL")
-    bus = Bus("session")
-    daemon = Daemon(bus, wrapper=("prlimit", "--nofile=256:8192", "--"))
-    try:
+    with session_daemon(wrapper=("prlimit", "--nofile=256:8192", "--")) as (bus, daemon):
         c = Client(bus.address)
         c.subscribe()
         out = tempfile.mkdtemp(prefix="asyncd-soft-nofile-")
@@ -322,18 +320,12 @@ def soft_descriptor_limit_raised():
         else:
             check(limited == [], f"the soft limit was raised: no transfer limit from it {limited}")
         c.close()
-    finally:
-        rc = daemon.stop()
-        bus.stop()
-    check(rc == 0, f"exit status {rc}")
 
 
 def second_instance():
     """A second asyncd on a bus where one already serves: it says so and exits 1; the first one goes on."""
     nginx = env("ASYNCD_TEST_NGINX_URL")
-    bus = Bus("session")
-    daemon = Daemon(bus)
-    try:
+    with session_daemon() as (bus, daemon):
         c = Client(bus.address)
         c.subscribe()
         first = c.daemon_pid()
@@ -351,10 +343,6 @@ def second_instance():
         check(c.pump(lambda: c.job_signals(path, "Finished"), 20) and sorted(os.listdir(out)) == ["br.gif", "de.gif", "fr.gif"],
               "and takes new jobs")
         c.close()
-    finally:
-        rc = daemon.stop()
-        bus.stop()
-    check(rc == 0, f"exit status {rc}")
 
 
 def idle_connections_closed():
