@@ -5,15 +5,23 @@
 asyncd=$1
 failed=0
 
-refuse() {      # option=value, text the message must contain
-        out=$("$asyncd" "$1" 2>&1 >/dev/null)
+# A command that must fail (with the given status, or any but 0), its stderr saying text.
+expect_refusal() {      # what, text, status or "any", command...
+        what=$1 text=$2 want=$3
+        shift 3
+        out=$("$@" 2>&1 >/dev/null)
         rc=$?
-        if [ "$rc" -ne 0 ] && printf '%s' "$out" | grep -qF -- "$2"; then
-                echo "ok: $1 refused: $out"
+        if [ "$rc" -ne 0 ] && { [ "$want" = any ] || [ "$rc" -eq "$want" ]; } &&
+           printf '%s' "$out" | grep -qF -- "$text"; then
+                echo "ok: $what refused: $out"
         else
-                echo "FAIL: $1: exit $rc, \"$out\" does not say \"$2\""
+                echo "FAIL: $what: exit $rc, \"$out\" does not say \"$text\""
                 failed=1
         fi
+}
+
+refuse() {      # option=value, text the message must contain
+        expect_refusal "$1" "$2" any "$asyncd" "$1"
 }
 
 accept() {
@@ -49,14 +57,7 @@ fi
 refuse_env() {  # what, text the message must contain, env arguments and asyncd's...
         what=$1 text=$2
         shift 2
-        out=$(env "$@" 2>&1 >/dev/null)
-        rc=$?
-        if [ "$rc" -eq 1 ] && printf '%s' "$out" | grep -qF -- "$text"; then
-                echo "ok: $what refused: $out"
-        else
-                echo "FAIL: $what: exit $rc, \"$out\" does not say \"$text\""
-                failed=1
-        fi
+        expect_refusal "$what" "$text" 1 env "$@"
 }
 refuse_env "--user, no session bus" 'Failed to connect to the session bus: neither $DBUS_SESSION_BUS_ADDRESS nor $XDG_RUNTIME_DIR is set' \
         -u DBUS_SESSION_BUS_ADDRESS -u XDG_RUNTIME_DIR -u DBUS_STARTER_BUS_TYPE "$asyncd" --user
