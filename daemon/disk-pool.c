@@ -92,9 +92,15 @@ static void *worker(void *userdata) {
                 pthread_mutex_lock(&p->lock);
                 bool was_empty = list_is_empty(&p->completed);
                 list_append(&p->completed, &op->link);
-                /* One wakeup per batch: the loop drains everything that is there when it runs. */
-                if (was_empty)
+                if (was_empty) {
+                        /* One wakeup per batch: the loop drains everything that is there when it
+                         * runs. Poke it with the lock released: woken on this CPU it preempts this
+                         * lower-priority worker, and would find the lock still held. A late poke
+                         * finds an empty queue, which the loop takes in its stride. */
+                        pthread_mutex_unlock(&p->lock);
                         (void) eventfd_write(p->eventfd, 1);
+                        pthread_mutex_lock(&p->lock);
+                }
         }
         pthread_mutex_unlock(&p->lock);
         return NULL;
