@@ -2,7 +2,8 @@
 # The main job, end to end: installs dependencies, builds, starts asyncd on a private session bus,
 # serves the flags from a local nginx, and downloads all 194 flags plus a few codes that do not
 # exist with asyncctl, showing results as they complete and the seed's summary.
-#   scripts/demo.sh [-v] [-m CONCURRENCY] [-o DIR]     (extra options go to "asyncctl submit")
+#   scripts/demo.sh [-v] [-m CONCURRENCY] [-o DIR]     (extra options go to "asyncctl submit";
+#   without -o the flags go to $TMPDIR/asyncd-demo, emptied first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,10 +16,23 @@ if [ -z "${ASYNCD_DEMO_INNER:-}" ]; then
         exec dbus-run-session -- python3 tests/servers/with-servers.py --nginx "$PWD/tests/fixtures" -- "$0" "$@"
 fi
 
-out=/tmp/asyncd-demo
-rm -rf "$out"
+# -o/--output-dir picks the output directory, the rest goes to asyncctl. Only the default one is
+# emptied first: a directory of the user's keeps its files (existing names then fail, as they
+# should, unless --overwrite).
+side=${TMPDIR:-/tmp}/asyncd-demo        # + .log (the daemon's) and .urls
+out=$side
+args=()
+while [ $# -gt 0 ]; do
+        case $1 in
+        -o | --output-dir) out=${2:?"$1 needs a directory"}; shift 2 ;;
+        -o?*) out=${1#-o}; shift ;;
+        --output-dir=*) out=${1#--output-dir=}; shift ;;
+        *) args+=("$1"); shift ;;
+        esac
+done
+[ "$out" != "$side" ] || rm -rf "$out"
 mkdir -p "$out"
-build/daemon/asyncd --user 2>"$out.log" &
+build/daemon/asyncd --user 2>"$side.log" &
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -26,7 +40,7 @@ for _ in $(seq 100); do
         sleep 0.05
 done
 
-urls=$out.urls
+urls=$side.urls
 {
         tr 'A-Z' 'a-z' < tests/fixtures/flags/country_codes.txt | tr ' ' '\n' | grep . |
                 sed "s|.*|$ASYNCD_TEST_NGINX_URL/flags/&/&.gif|"
@@ -36,7 +50,7 @@ urls=$out.urls
 echo "LOCAL site: $ASYNCD_TEST_NGINX_URL/flags"
 echo "Searching for $(wc -l < "$urls") flags: from AD to ZZ"
 rc=0
-build/cli/asyncctl --user submit --name flags -m 20 -o "$out" -i "$urls" "$@" || rc=$?
+build/cli/asyncctl --user submit --name flags -m 20 -o "$out" -i "$urls" ${args[@]+"${args[@]}"} || rc=$?
 echo
 build/cli/asyncctl --user status
 echo

@@ -75,6 +75,7 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     print(f'{r["result"]:>8} {r["duration"]:7.2f}s  {r["name"]}')
 PY
+        step "the README's main job (scripts/demo.sh)" tests/test-demo.sh
 fi
 
 # Sanitizers: the same suite against an ASan+UBSan build.
