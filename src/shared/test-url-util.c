@@ -32,6 +32,9 @@ static void test_url_check(void **state) {
         check_url("file:///etc/passwd", "unsupported URL scheme \"file\"");
         check_url("ftp://h/x", "unsupported URL scheme \"ftp\"");
         check_url("gopher://h/x", "unsupported URL scheme");
+        /* Schemes this libcurl does not know at all: the same message, naming the scheme. */
+        check_url("foo://h/x", "unsupported URL scheme \"foo\"");
+        check_url("data:text/plain,hi", "unsupported URL scheme \"data\"");
         check_url("not a url", "invalid URL");
         check_url("", "invalid URL");
         check_url("http://", "invalid URL");

@@ -101,6 +101,18 @@ bool url_is_plain_http(const char *url) {
         return true;
 }
 
+/* The length of the scheme that url starts with, as RFC 3986 writes one (a letter, then letters,
+ * digits, "+", "-" and "."; libcurl takes at most 40 characters) and a ":" after it; 0 if none. */
+static size_t scheme_length(const char *url) {
+        size_t n = 0;
+
+        if (!((url[0] >= 'a' && url[0] <= 'z') || (url[0] >= 'A' && url[0] <= 'Z')))
+                return 0;
+        while (n < 40 && (is_alnum(url[n]) || url[n] == '+' || url[n] == '-' || url[n] == '.'))
+                n++;
+        return url[n] == ':' ? n : 0;
+}
+
 int url_check_http(const char *url, char **ret_reason) {
         CURLU *u;
         CURLUcode uc;
@@ -119,6 +131,14 @@ int url_check_http(const char *url, char **ret_reason) {
                 return -ENOMEM;
 
         uc = curl_url_set(u, CURLUPART_URL, url, 0);
+        if (uc == CURLUE_UNSUPPORTED_SCHEME && scheme_length(url) > 0) {
+                /* A scheme this libcurl does not know at all ("foo:", "data:"): the same message as
+                 * for one it knows but asyncd refuses ("file:"), as the contract's example has it. */
+                if (asprintf(ret_reason, "unsupported URL scheme \"%.*s\"", (int) scheme_length(url), url) < 0)
+                        *ret_reason = NULL;
+                r = -EINVAL;
+                goto finish;
+        }
         if (uc != CURLUE_OK) {
                 if (asprintf(ret_reason, "invalid URL \"%.*s%s\": %s", URL_QUOTE_LENGTH(url), curl_url_strerror(uc)) < 0)
                         *ret_reason = NULL;

@@ -100,6 +100,11 @@ def bad_input(bus):
     expect_error(c, "no tasks", submit([]), INVALID, "at least one task")
     expect_error(c, "file:// URL", submit([good, ("file:///etc/passwd", "")]), INVALID,
                  'task 1: unsupported URL scheme "file"')
+    # The contract's example form, also for schemes libcurl does not know at all.
+    expect_error(c, "foo:// URL", submit([good, (f"{nginx}/flags/de/de.gif", ""), ("foo://127.0.0.1/x", "x")]), INVALID,
+                 'task 2: unsupported URL scheme "foo"')
+    expect_error(c, "data: URL", submit([("data:text/plain,hi", "x")]), INVALID,
+                 'task 0: unsupported URL scheme "data"')
     expect_error(c, "unparsable URL", submit([("http//nope", "x")]), INVALID, "task 0: invalid URL")
     expect_error(c, "filename with /", submit([(good[0], "../etc/passwd")]), INVALID, 'task 0: invalid file name')
     expect_error(c, "filename ..", submit([(good[0], "..")]), INVALID, "task 0: invalid file name")
