@@ -117,6 +117,12 @@ def bad_input(bus):
                  'unknown key "speed"')
     expect_error(c, "option of the wrong type", submit([good], {"concurrency": GLib.Variant("s", "5")}), INVALID,
                  '"concurrency" must be of type "u"')
+    # Every key of the contract's table, with a value of another type: refused, naming key and type.
+    for key, right, wrong in (("name", "s", GLib.Variant("u", 1)), ("timeout_usec", "t", GLib.Variant("u", 1)),
+                              ("connect_timeout_usec", "t", GLib.Variant("x", 1)),
+                              ("max_bytes", "t", GLib.Variant("i", -1))):
+        expect_error(c, f"{key} of the wrong type", submit([good], {key: wrong}), INVALID,
+                     f'options: "{key}" must be of type "{right}", not "{wrong.get_type_string()}"')
     expect_error(c, "concurrency 0", submit([good], {"concurrency": GLib.Variant("u", 0)}), INVALID, "1..1000")
     expect_error(c, "concurrency 1001", submit([good], {"concurrency": GLib.Variant("u", 1001)}), INVALID, "1..1000")
     expect_error(c, "overwrite not a boolean", submit([good], {"overwrite": GLib.Variant("u", 1)}), INVALID,
@@ -156,6 +162,12 @@ def bad_input(bus):
     expect_error(c, "GetResults with wrong signature",
                  lambda: c.call("/io/asyncd1/job/1", JOB, "GetResults", "s", ("x",), "(a(uusutss)u)"),
                  INVALID, "'uu'")
+
+    # Every property is read-only (on a session bus too, where no bus policy stands in the way).
+    expect_error(c, "Properties.Set", lambda: c.call("/io/asyncd1/job/1", "org.freedesktop.DBus.Properties", "Set",
+                                                     "ssv", (JOB, "Name", GLib.Variant("s", "x"))),
+                 "org.freedesktop.DBus.Error.PropertyReadOnly", "Name")
+    check(c.get_property("/io/asyncd1/job/1", JOB, "Name") == "", "the refused Set changed nothing")
 
     # Cursor past the end and max 0 are fine, not errors.
     res, cursor = c.get_results("/io/asyncd1/job/1", 10**6, 10)
