@@ -251,12 +251,9 @@ static long receive_buffer_size(unsigned concurrency) {
 }
 
 /* Rounded up: 999 µs truncated to 0 would mean "no limit" to curl. */
-static long usec_to_msec_up(uint64_t usec) {
-        return (long) MIN((usec + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (uint64_t) LONG_MAX);
-}
-
-static long usec_to_sec_up(uint64_t usec) {
-        return (long) MIN(usec / USEC_PER_SEC + (usec % USEC_PER_SEC > 0), (uint64_t) LONG_MAX);
+/* Not (usec + unit - 1) / unit: near UINT64_MAX that wraps to 0, which curl reads as its default. */
+static long usec_to_units_up(uint64_t usec, uint64_t unit) {
+        return (long) MIN(usec / unit + (usec % unit > 0), (uint64_t) LONG_MAX);
 }
 
 static int setup_easy(Transfer *t) {
@@ -283,12 +280,12 @@ static int setup_easy(Transfer *t) {
         (void) curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
         (void) curl_easy_setopt(e, CURLOPT_USERAGENT, "asyncd/" PACKAGE_VERSION);
         (void) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
-        (void) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, usec_to_msec_up(o->timeout_usec));
-        (void) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, usec_to_msec_up(o->connect_timeout_usec));
+        (void) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, usec_to_units_up(o->timeout_usec, USEC_PER_MSEC));
+        (void) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, usec_to_units_up(o->connect_timeout_usec, USEC_PER_MSEC));
         /* A peer that went silent (a dead link sends no reset) would hold its slot forever. curl does
          * not count a transfer paused for the disk as slow. */
         (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, o->stall_timeout_usec > 0 ? 1L : 0L);
-        (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, usec_to_sec_up(o->stall_timeout_usec));
+        (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, usec_to_units_up(o->stall_timeout_usec, USEC_PER_SEC));
         (void) curl_easy_setopt(e, CURLOPT_BUFFERSIZE, receive_buffer_size(o->concurrency));
         return 0;
 }
