@@ -69,8 +69,9 @@ def tool_order(name, tools, rep, candidates=200):
     no tool keeps the same predecessor or the same position. A run can leave the machine in a
     state that slows the next one down (one fixed shuffle per run put asyncd right after aria2c in
     runs 3-5 of the 256 MiB file on disk in every session; 8 of 9 such runs in three sessions took
-    0.56-0.85 s, asyncd's other runs 0.15-0.26 s): such an effect must fall on every tool alike,
-    not on one. Deterministic, so sessions stay comparable."""
+    0.56-0.85 s, asyncd's other runs 0.15-0.26 s; balanced, the slow runs fell on other tools):
+    such an effect must fall on every tool alike, not on one. Deterministic, so sessions stay
+    comparable."""
     orders, pairs, places = [], set(), set()
     for r in range(rep + 1):
         rng = random.Random(f"{name}/{r}")
