@@ -250,8 +250,8 @@ static long receive_buffer_size(unsigned concurrency) {
                    256L * 1024L);
 }
 
-/* Rounded up: 999 µs truncated to 0 would mean "no limit" to curl. */
-/* Not (usec + unit - 1) / unit: near UINT64_MAX that wraps to 0, which curl reads as its default. */
+/* Rounded up: 999 µs truncated to 0 would mean "no limit" to curl. Not (usec + unit - 1) / unit:
+ * near UINT64_MAX that wraps to 0 too. */
 static long usec_to_units_up(uint64_t usec, uint64_t unit) {
         return (long) MIN(usec / unit + (usec % unit > 0), (uint64_t) LONG_MAX);
 }
