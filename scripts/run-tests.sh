@@ -38,6 +38,27 @@ PY
         [ "${counts#* }" = 0 ] || failures+=("meson tests in $1")
 }
 
+# A build's whole meson suite: one line per test, and the whole output of each test that did not
+# pass (later meson runs in the same build directory overwrite its logs, and CI keeps only this).
+meson_suite() {         # build dir, label, meson test options...
+        local dir=$1 label=$2
+        shift 2
+        rm -f "$dir/meson-logs/testlog.json"
+        meson test -C "$dir" "$@" >/dev/null 2>&1
+        count_meson "$dir"
+        [ -f "$dir/meson-logs/testlog.json" ] && python3 - "$dir/meson-logs/testlog.json" "$label" <<'PY'
+import json, sys
+results = [json.loads(line) for line in open(sys.argv[1])]
+for r in results:
+    print(f'{r["result"]:>8} {r["duration"]:7.2f}s  {r["name"]}{sys.argv[2]}')
+for r in results:
+    if r["result"] not in ("OK", "EXPECTEDFAIL"):
+        print(f'--- output of {r["name"]}{sys.argv[2]} ({r["result"]}, exit status {r["returncode"]}):')
+        print(r.get("stdout") or "(none)")
+        print(f'--- end of {r["name"]}{sys.argv[2]}')
+PY
+}
+
 step() {                # name command...
         local name=$1
         shift
@@ -66,30 +87,14 @@ TMPDIR=$(mktemp -d /tmp/asyncd-tests.XXXXXX) && chmod 755 "$TMPDIR" && export TM
 
 # Plain build and tests.
 if step "build" build build -Dprefix=/usr; then
-        rm -f build/meson-logs/testlog.json
-        meson test -C build --print-errorlogs --num-processes 2 >/dev/null 2>&1
-        count_meson build
-        [ -f build/meson-logs/testlog.json ] && python3 - build/meson-logs/testlog.json <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(f'{r["result"]:>8} {r["duration"]:7.2f}s  {r["name"]}')
-PY
+        meson_suite build "" --num-processes 2
         step "the README's main job (scripts/demo.sh)" tests/test-demo.sh
 fi
 
 # Sanitizers: the same suite against an ASan+UBSan build.
 if step "build (ASan+UBSan)" build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug; then
-        rm -f build-asan/meson-logs/testlog.json
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-                meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3 >/dev/null 2>&1
-        count_meson build-asan
-        [ -f build-asan/meson-logs/testlog.json ] && python3 - build-asan/meson-logs/testlog.json <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(f'{r["result"]:>8} {r["duration"]:7.2f}s  {r["name"]} (asan)')
-PY
+                meson_suite build-asan " (asan)" --num-processes 2 --timeout-multiplier 3
 fi
 
 # valgrind: the engine tests against the real servers.
