@@ -415,6 +415,37 @@ timeout 60 systemctl restart "$UNIT"
 expect_eq "WatchdogUSec without the drop-in" 3min "$(prop "$UNIT" WatchdogUSec)"
 
 # ---------------------------------------------------------------------------
+section "Linux before 6.10: linkat(AT_EMPTY_PATH) refused to the capability-less service"
+# Debian 12's kernel (6.1) refuses it, as this newer kernel would not: /ci/bin/refuse-flink
+# gives that answer by a seccomp filter, and the files must still appear, through /proc/self/fd,
+# with the unit's ProtectProc=invisible and ProcSubset=pid.
+filters() { awk '/^Seccomp_filters:/ { print $2 }' "/proc/$1/status"; }
+unit_filters=$(filters "$(main_pid)")
+printf '[Service]\nExecStart=\nExecStart=/ci/bin/refuse-flink /usr/libexec/asyncd --system\n' \
+        >"$DROPIN_DIR/50-ci-refuse-flink.conf"
+systemctl daemon-reload
+timeout 60 systemctl restart "$UNIT"
+pid=$(main_pid)
+expect_eq "the service runs asyncd" /usr/libexec/asyncd "$(readlink "/proc/$pid/exe")"
+expect_eq "under the unit's seccomp filters ($unit_filters) and one more" $((unit_filters + 1)) "$(filters "$pid")"
+FDL=/root/flink-flags
+fresh_dir "$FDL"
+for round in new overwrite; do
+        opt=
+        [ $round = overwrite ] && opt=--overwrite
+        timeout 60 asyncctl submit $opt -o "$FDL" "$BASE/flags/br/br.gif" "$BASE/flags/jp/jp.gif" \
+                "$BASE/flags/ng/ng.gif" >/tmp/flink.out 2>&1
+        rc=$?
+        indent </tmp/flink.out
+        expect_eq "submit of 3 flags ($round files) exits 0" 0 "$rc"
+        expect_eq "files identical to the fixtures ($round files)" 3 "$(same_as_fixtures "$FDL" br jp ng)"
+done
+expect_eq "only the 3 flags, no temporary files" 3 "$(find "$FDL" -mindepth 1 | wc -l)"
+rm -f "$DROPIN_DIR/50-ci-refuse-flink.conf"
+systemctl daemon-reload
+timeout 60 systemctl restart "$UNIT"
+
+# ---------------------------------------------------------------------------
 section "user instance under user@0.service"
 timeout 60 systemctl start user@0.service
 check "user@0.service is active" systemctl -q is-active user@0.service

@@ -233,6 +233,7 @@ say "installed $BUILD into the instance"
 mkdir -p "$ROOT/ci/servers"
 install -m 0755 "$HERE/in-container.sh" "$ROOT/ci/in-container.sh"
 install -m 0755 "$SRC/tests/servers/fault-server.py" "$ROOT/ci/servers/fault-server.py"
+install -D -m 0755 "$BUILD/tests/refuse-flink" "$ROOT/ci/bin/refuse-flink"
 cp -a "$SRC/tests/fixtures" "$ROOT/ci/fixtures"
 
 # The test runs as a oneshot unit once the boot is done; its end ends the
