@@ -43,6 +43,8 @@ static void help(void) {
                "     --keep-finished=SEC     Keep finished jobs queryable this long (default 300)\n"
                "     --max-finished-jobs=N   Keep at most N finished jobs, removing the oldest\n"
                "                             first (default 10000)\n"
+               "     --max-finished-tasks=N  Keep finished jobs of at most N tasks together,\n"
+               "                             removing the oldest first (default 100000)\n"
                "     --keep-connections=SEC  Close idle connections SEC seconds after the last\n"
                "                             transfer (0: keep them; default 60)\n"
                "     --max-transfers=N       Transfers on the wire for all jobs together (default 1000)\n"
@@ -101,6 +103,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_EXIT_IDLE_TIME,
                 ARG_KEEP_FINISHED,
                 ARG_MAX_FINISHED,
+                ARG_MAX_FINISHED_TASKS,
                 ARG_KEEP_CONNECTIONS,
                 ARG_MAX_TRANSFERS,
                 ARG_MAX_JOBS,
@@ -118,6 +121,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "exit-idle-time", required_argument, NULL, ARG_EXIT_IDLE_TIME },
                 { "keep-finished", required_argument, NULL, ARG_KEEP_FINISHED },
                 { "max-finished-jobs", required_argument, NULL, ARG_MAX_FINISHED },
+                { "max-finished-tasks", required_argument, NULL, ARG_MAX_FINISHED_TASKS },
                 { "keep-connections", required_argument, NULL, ARG_KEEP_CONNECTIONS },
                 { "max-transfers", required_argument, NULL, ARG_MAX_TRANSFERS },
                 { "max-jobs-per-owner", required_argument, NULL, ARG_MAX_JOBS },
@@ -156,6 +160,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_MAX_FINISHED:
                         r = parse_unsigned(optarg, "--max-finished-jobs", 1, 100000, &arg_config.max_finished_jobs);
+                        break;
+                case ARG_MAX_FINISHED_TASKS:
+                        r = parse_unsigned(optarg, "--max-finished-tasks", 1, 100000000, &arg_config.max_finished_tasks);
                         break;
                 case ARG_KEEP_CONNECTIONS:
                         r = parse_seconds(optarg, "--keep-connections", &arg_config.engine.keep_connections_usec);

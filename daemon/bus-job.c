@@ -158,28 +158,35 @@ static void on_job_result(Job *j, uint32_t seq, void *userdata) {
 
 /* Every job is in each ListJobs and GetManagedObjects reply: a client submitting small jobs in a
  * loop would make those larger than the bus's message limit (32 MiB by default; the bus then
- * disconnects the daemon), and slow to build, long before --keep-finished removes them. Past
- * max_finished_jobs the job that finished first goes now, through its timer: this may run within
- * a walk of the job list (a shutdown cancelling every job), which must not lose a job under it.
- * The first finished is the first on m->finished: not the lowest FinishedUSec, which is wall
- * clock time and goes back when the clock is set back. */
+ * disconnects the daemon), and slow to build, long before --keep-finished removes them. And each
+ * finished task keeps its URL, name and result (~140 bytes): big jobs in a row would hold their
+ * memory for --keep-finished. Past either bound the jobs that finished first go now, through their
+ * timers: this may run within a walk of the job list (a shutdown cancelling every job), which must
+ * not lose a job under it. The job that just finished stays, however many tasks it has. The first
+ * finished is the first on m->finished: not the lowest FinishedUSec, which is wall clock time and
+ * goes back when the clock is set back. */
 static void unlink_finished(BusJob *bj) {
         if (!list_is_linked(&bj->finished_link))
                 return;
         list_unlink(&bj->finished_link);
         bj->manager->n_finished--;
+        bj->manager->n_finished_tasks -= bj->n_tasks;
+}
+
+static bool too_many_finished(const Manager *m) {
+        return m->n_finished > m->config.max_finished_jobs ||
+               (m->n_finished > 1 && m->n_finished_tasks > m->config.max_finished_tasks);
 }
 
 static void expire_oldest_finished(Manager *m) {
-        BusJob *oldest;
+        while (too_many_finished(m)) {
+                BusJob *oldest = container_of(list_first(&m->finished), BusJob, finished_link);
 
-        if (m->n_finished <= m->config.max_finished_jobs)
-                return;
-        oldest = container_of(list_first(&m->finished), BusJob, finished_link);
-        log_debug("job %" PRIu64 ": removed early, %u finished jobs are kept at most", oldest->id,
-                  m->config.max_finished_jobs);
-        unlink_finished(oldest);
-        (void) sd_event_source_set_time_relative(oldest->expire_timer, 0);
+                log_debug("job %" PRIu64 ": removed early, finished jobs are kept up to %u jobs and %u tasks",
+                          oldest->id, m->config.max_finished_jobs, m->config.max_finished_tasks);
+                unlink_finished(oldest);
+                (void) sd_event_source_set_time_relative(oldest->expire_timer, 0);
+        }
 }
 
 static void on_job_finished(Job *j, void *userdata) {
@@ -210,6 +217,8 @@ static void on_job_finished(Job *j, void *userdata) {
         arm(bj->expire_timer, m->config.keep_finished_usec);
         list_append(&m->finished, &bj->finished_link);
         m->n_finished++;
+        bj->n_tasks = j->n_tasks;
+        m->n_finished_tasks += bj->n_tasks;
         expire_oldest_finished(m);
         manager_jobs_changed(m);
 }

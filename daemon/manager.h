@@ -26,6 +26,7 @@ typedef struct ManagerConfig {
         EngineConfig engine;
         uint64_t keep_finished_usec;    /* how long finished jobs stay queryable */
         unsigned max_finished_jobs;     /* how many; beyond, the oldest goes first */
+        unsigned max_finished_tasks;    /* their tasks together; beyond, the oldest go, never the newest */
         uint64_t exit_idle_usec;        /* 0 = never exit on idle */
         unsigned max_jobs_per_owner;    /* running jobs per uid */
         unsigned max_tasks_per_job;
@@ -36,6 +37,7 @@ typedef struct ManagerConfig {
                 .engine = ENGINE_CONFIG_DEFAULT,                        \
                 .keep_finished_usec = 300 * USEC_PER_SEC,               \
                 .max_finished_jobs = 10000,                             \
+                .max_finished_tasks = 100000,                           \
                 .max_jobs_per_owner = 64,                               \
                 .max_tasks_per_job = 1000000,                           \
         })
@@ -50,6 +52,7 @@ typedef struct Manager {
         ListLink jobs;                  /* BusJob.link, in id order */
         ListLink finished;              /* BusJob.finished_link, in the order they finished */
         unsigned n_finished;
+        uint64_t n_finished_tasks;      /* the tasks of the jobs on finished */
         BusJob **by_id;                 /* the same jobs, ascending ids: found by binary search */
         size_t n_by_id, size_by_id;
         uint64_t last_id;

@@ -40,6 +40,7 @@ refuse --disk-backlog=2X 'Invalid value for --disk-backlog'
 refuse --max-transfers=0 'Invalid value for --max-transfers: "0" (expected 1..100000)'
 refuse --disk-threads=65 'Invalid value for --disk-threads'
 refuse --keep-finished=soon 'Invalid value for --keep-finished'
+refuse --max-finished-tasks=0 'Invalid value for --max-finished-tasks: "0" (expected 1..100000000)'
 refuse --log-level=loud 'Invalid log level "loud"'
 refuse --max-transfers=+5 'Invalid value for --max-transfers: "+5"'
 refuse '--max-transfers= 5' 'Invalid value for --max-transfers: " 5"'
@@ -88,4 +89,5 @@ fi
 accept --disk-backlog=64K
 accept --disk-backlog=1.5M --disk-threads=1 --max-transfers=10
 accept --disk-backlog=1GiB
+accept --max-finished-tasks=1 --max-finished-jobs=1
 exit $failed

@@ -4,6 +4,7 @@ system bus's), whatever the clients send: a message over it makes the bus discon
 and every job is lost. A job's name has a bounded length, and the number of finished jobs kept,
 which all appear in ListJobs and GetManagedObjects, is bounded too."""
 
+import itertools
 import os
 import tempfile
 
@@ -21,6 +22,7 @@ def main():
         job_names(bus)
         results_page_budget(bus)
     finished_jobs_capped()
+    finished_tasks_capped()
     first_finished_goes_after_clock_step()
     finish()
 
@@ -129,6 +131,52 @@ def finished_jobs_capped():
         removed = [a[0] for (p, m, a) in c.signals if m == "InterfacesRemoved"]
         check(err == "io.asyncd1.Error.NoSuchJob" and f"/io/asyncd1/job/{ids[0]}" in removed,
               "the first job is gone, with InterfacesRemoved")
+        c.close()
+    finally:
+        rc = daemon.stop()
+        bus.stop()
+    check(rc == 0, f"asyncd exits 0 ({rc})")
+
+
+def finished_tasks_capped():
+    """Past --max-finished-tasks the jobs that finished first go (their tasks' memory is freed), but
+    never the one that just finished, even if it alone has more tasks."""
+    nginx = env("ASYNCD_TEST_NGINX_URL")
+    bus = Bus("session")
+    daemon = Daemon(bus, "--max-finished-tasks=5")
+    try:
+        c = Client(bus.address)
+        c.subscribe()
+        out = tempfile.mkdtemp(prefix="asyncd-finished-tasks-")
+
+        serial = itertools.count()
+
+        def run_job(n):
+            k = next(serial)
+            job_id, path = c.submit([(f"{nginx}/none/{k}-{i}", "") for i in range(n)], out)
+            c.pump(lambda: c.job_signals(path, "Finished"), 20)
+            return job_id
+
+        def removed():
+            return {int(x[0].rsplit("/", 1)[1]) for (p, m, x) in c.signals if m == "InterfacesRemoved"}
+
+        def kept_after(expected):
+            """The jobs kept, once they are the expected ones and the others' removal was signalled."""
+            gone = set(range(1, max(expected) + 1)) - set(expected)
+            c.pump(lambda: sorted(j[0] for j in list_jobs(c)) == expected and removed() >= gone, 5)
+            return sorted(j[0] for j in list_jobs(c))
+
+        a, b = run_job(3), run_job(2)
+        check(kept_after([a, b]) == [a, b], "jobs of 3 and 2 tasks: 5 tasks, both kept")
+        cc = run_job(1)
+        kept = kept_after([b, cc])
+        check(kept == [b, cc] and removed() == {a},
+              f"one more task: the first job goes, with InterfacesRemoved ({kept}, removed {sorted(removed())})")
+        d = run_job(7)
+        kept = kept_after([d])
+        check(kept == [d] and removed() == {a, b, cc},
+              f"a job of 7 tasks, over the bound alone: the others go, it stays ({kept}, removed {sorted(removed())})")
+        check(c.get_property(f"/io/asyncd1/job/{d}", JOB, "State") == "done", "its results are queryable")
         c.close()
     finally:
         rc = daemon.stop()
