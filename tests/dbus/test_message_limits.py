@@ -142,13 +142,10 @@ def finished_tasks_capped():
     """Past --max-finished-tasks the jobs that finished first go (their tasks' memory is freed), but
     never the one that just finished, even if it alone has more tasks."""
     nginx = env("ASYNCD_TEST_NGINX_URL")
-    bus = Bus("session")
-    daemon = Daemon(bus, "--max-finished-tasks=5")
-    try:
+    with session_daemon("--max-finished-tasks=5") as (bus, daemon):
         c = Client(bus.address)
         c.subscribe()
         out = tempfile.mkdtemp(prefix="asyncd-finished-tasks-")
-
         serial = itertools.count()
 
         def run_job(n):
@@ -178,10 +175,6 @@ def finished_tasks_capped():
               f"a job of 7 tasks, over the bound alone: the others go, it stays ({kept}, removed {sorted(removed())})")
         check(c.get_property(f"/io/asyncd1/job/{d}", JOB, "State") == "done", "its results are queryable")
         c.close()
-    finally:
-        rc = daemon.stop()
-        bus.stop()
-    check(rc == 0, f"asyncd exits 0 ({rc})")
 
 
 def first_finished_goes_after_clock_step():
