@@ -198,6 +198,15 @@ static void test_limits(void **state) {
                 { "/bytes/5000", "too-big.bin", TASK_ERROR, 200, "larger than the limit of 4096 bytes" },
                 { "/chunked/5000", "too-big-chunked.bin", TASK_ERROR, 200, "larger than the limit of 4096 bytes" },
                 { "/delay/3000/flags/br/br.gif", "slow.gif", TASK_ERROR, 0, "timed out" },
+                /* A redirect whose body keeps coming (80 KiB in 20 pieces over 0.2 s): libcurl reads
+                 * and drops it before it follows the Location (a small file). Bounded like an error
+                 * page's, by 64 KiB when max_bytes is less. */
+                { "/as-status/302/header/4c6f636174696f6e3a202f62797465732f313030/trickle/10/piece/4096/bytes/81920",
+                  "long-redirect.bin", TASK_ERROR, 302, "redirect body larger than 65536 bytes" },
+                /* The limit is the file's: short redirect bodies pass, and a long error page is what
+                 * its status says. */
+                { "/redirect/2/bytes/100", "redirected.bin", TASK_OK, 200, NULL },
+                { "/as-status/404/bytes/10000", "long-404.bin", TASK_NOT_FOUND, 404, NULL },
         };
         JobOptions o = JOB_OPTIONS_DEFAULT;
 

@@ -231,6 +231,23 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
+/* The body of a redirect that curl follows is read and dropped by curl, never handed to on_write:
+ * in a job with max_bytes it is bounded here, like an error page's, by the larger of max_bytes and
+ * DISCARD_MAX (a redirect's body is no part of the file, and short ones must pass). */
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+        Transfer *t = userdata;
+        uint64_t max = MAX(t->job->options.max_bytes, (uint64_t) DISCARD_MAX);
+        long code = 0;
+
+        if (t->job->options.max_bytes == 0 || dlnow <= 0 || (uint64_t) dlnow <= max || !t->response.location)
+                return 0;
+        (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code < 300 || code > 399)
+                return 0;
+        set_failure(t, "redirect body larger than %" PRIu64 " bytes", max);
+        return 1;
+}
+
 /* Called once the transfer has its connection, just before the request goes out. */
 static int on_connected(void *userdata, char *primary_ip, char *local_ip, int primary_port, int local_port) {
         Transfer *t = userdata;
@@ -287,6 +304,9 @@ static int setup_easy(Transfer *t) {
         (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, o->stall_timeout_usec > 0 ? 1L : 0L);
         (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, usec_to_units_up(o->stall_timeout_usec, USEC_PER_SEC));
         (void) curl_easy_setopt(e, CURLOPT_BUFFERSIZE, receive_buffer_size(o->concurrency));
+        (void) curl_easy_setopt(e, CURLOPT_NOPROGRESS, o->max_bytes > 0 ? 0L : 1L);
+        (void) curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        (void) curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
         return 0;
 }
 
