@@ -77,6 +77,15 @@ def flag_bytes(code):
         return f.read()
 
 
+def alive(pid):
+    """Whether process pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def dir_contents(directory):
     """{name: bytes} of every file in directory."""
     out = {}

@@ -17,15 +17,7 @@ import time
 
 from gi.repository import Gio, GLib
 
-from asyncd_test import JOB, MANAGER, MANAGER_PATH, NAME, Bus, Client, check, dbus_error, env, finish
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
+from asyncd_test import JOB, MANAGER, MANAGER_PATH, NAME, Bus, Client, alive, check, dbus_error, env, finish
 
 
 def main():
