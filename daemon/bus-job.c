@@ -170,7 +170,7 @@ static void unlink_finished(BusJob *bj) {
                 return;
         list_unlink(&bj->finished_link);
         bj->manager->n_finished--;
-        bj->manager->n_finished_tasks -= bj->n_tasks;
+        bj->manager->n_finished_tasks -= bj->job->n_tasks;
 }
 
 static bool too_many_finished(const Manager *m) {
@@ -217,8 +217,7 @@ static void on_job_finished(Job *j, void *userdata) {
         arm(bj->expire_timer, m->config.keep_finished_usec);
         list_append(&m->finished, &bj->finished_link);
         m->n_finished++;
-        bj->n_tasks = j->n_tasks;
-        m->n_finished_tasks += bj->n_tasks;
+        m->n_finished_tasks += j->n_tasks;
         expire_oldest_finished(m);
         manager_jobs_changed(m);
 }
@@ -310,12 +309,12 @@ BusJob *bus_job_free(BusJob *bj) {
         if (!bj)
                 return NULL;
 
+        unlink_finished(bj);    /* only a job that finished is on the list, so bj->job is there */
         if (bj->job) {
                 (void) sd_bus_emit_object_removed(bj->manager->bus, bj->path);
                 job_free(bj->job);
         }
         manager_remove_job(bj->manager, bj);
-        unlink_finished(bj);
         sd_bus_track_unref(bj->feeders);
         sd_event_source_disable_unref(bj->flush_timer);
         sd_event_source_disable_unref(bj->props_timer);

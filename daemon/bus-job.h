@@ -31,7 +31,6 @@ struct BusJob {
         sd_event_source *props_timer;   /* coalesces PropertiesChanged */
         sd_event_source *expire_timer;  /* removes the finished job */
         ListLink finished_link;         /* Manager.finished; off it once removed early */
-        uint32_t n_tasks;               /* counted in Manager.n_finished_tasks while on finished */
 };
 
 extern const sd_bus_vtable bus_job_vtable[];
